@@ -1,0 +1,5 @@
+//! Broadside's domain core: the model, configuration, storage and import. No actors
+//! live here; the runtime in `actors/` drives these pieces.
+
+pub mod model;
+pub mod store;

@@ -1,0 +1,273 @@
+//! Storage: one async `Store` interface with two implementations, PostgreSQL
+//! (production) and SQLite (the embedded default), held to one conformance suite.
+//!
+//! Layout, the same in both: global tables (tenants, migrations) and per tenant a
+//! namespace (a PostgreSQL schema `t_<tenant id>`, or a SQLite file
+//! `<data dir>/tenants/<tenant id>.db`) holding the tenant's `campaigns` and
+//! `imports`, plus per campaign a recipients table `c<campaign id>_recipients` and an
+//! events table `c<campaign id>_events`, created by the import and dropped as a unit.
+
+mod batch;
+mod error;
+
+pub use batch::{RecipientBatch, RowRef};
+pub use error::StoreError;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::model::{
+    CampaignId, CampaignName, EmailAddress, RecipientId, RecipientState, StateCode, TenantId,
+    TenantName,
+};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: TenantName,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where a campaign is in its life. `Draft` until launched; `Completed` once every
+/// recipient is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    Draft,
+    Running,
+    Paused,
+    Cancelled,
+    Completed,
+}
+
+impl CampaignStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignStatus::Draft => "draft",
+            CampaignStatus::Running => "running",
+            CampaignStatus::Paused => "paused",
+            CampaignStatus::Cancelled => "cancelled",
+            CampaignStatus::Completed => "completed",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "draft" => CampaignStatus::Draft,
+            "running" => CampaignStatus::Running,
+            "paused" => CampaignStatus::Paused,
+            "cancelled" => CampaignStatus::Cancelled,
+            "completed" => CampaignStatus::Completed,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub tenant: TenantId,
+    pub name: CampaignName,
+    pub status: CampaignStatus,
+    /// The personalization columns of the import, in file order; empty before an import.
+    pub columns: Vec<String>,
+    /// Whether an import has created the campaign's tables.
+    pub imported: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Per-campaign counts, kept up to date as recipients change state so that reading
+/// them never counts rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CampaignCounters {
+    pub pending: i64,
+    pub deferred: i64,
+    pub delivered: i64,
+    pub bounced: i64,
+    pub failed: i64,
+    pub suppressed: i64,
+}
+
+impl CampaignCounters {
+    pub fn get(&self, code: StateCode) -> i64 {
+        match code {
+            StateCode::Pending => self.pending,
+            StateCode::Deferred => self.deferred,
+            StateCode::Delivered => self.delivered,
+            StateCode::Bounced => self.bounced,
+            StateCode::Failed => self.failed,
+            StateCode::Suppressed => self.suppressed,
+        }
+    }
+
+    pub fn get_mut(&mut self, code: StateCode) -> &mut i64 {
+        match code {
+            StateCode::Pending => &mut self.pending,
+            StateCode::Deferred => &mut self.deferred,
+            StateCode::Delivered => &mut self.delivered,
+            StateCode::Bounced => &mut self.bounced,
+            StateCode::Failed => &mut self.failed,
+            StateCode::Suppressed => &mut self.suppressed,
+        }
+    }
+
+    pub fn total(&self) -> i64 {
+        StateCode::ALL.iter().map(|c| self.get(*c)).sum()
+    }
+}
+
+/// A recipient as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recipient {
+    pub id: RecipientId,
+    pub email: EmailAddress,
+    /// Personalization values, in the campaign's column order.
+    pub values: Vec<String>,
+    pub state: RecipientState,
+    /// Delivery attempts made so far.
+    pub attempts: i32,
+    /// The last SMTP reply or reason, if any.
+    pub last_reply: Option<String>,
+}
+
+/// A state change of one recipient, as reported by delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub recipient: RecipientId,
+    pub state: RecipientState,
+    /// Counts this outcome as one more attempt (false for, e.g., suppression).
+    pub attempted: bool,
+    /// SMTP reply text or reason, kept with the event.
+    pub detail: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// What `record_outcomes` did with a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordReport {
+    /// Outcomes applied.
+    pub applied: usize,
+    /// Outcomes ignored because the transition is not allowed (the recipient was
+    /// already final, e.g. an outcome replayed after a restart) or the id is unknown.
+    pub ignored: usize,
+}
+
+/// One entry in a recipient's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub recipient: RecipientId,
+    pub kind: StateCode,
+    pub detail: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// What an import reports when it commits, kept with the campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    /// The file or upload name, as the customer knows it.
+    pub source: String,
+    pub rows_loaded: i64,
+    pub rows_rejected: i64,
+}
+
+/// Writes one import's rows. Nothing is visible to readers until `commit`; dropping
+/// the writer or calling `abort` (or a crash) leaves the campaign as it was.
+#[async_trait]
+pub trait ImportWriter: Send {
+    /// Appends rows; ids must be increasing across calls.
+    async fn write(&mut self, batch: &RecipientBatch) -> StoreResult<()>;
+    /// Makes the rows visible, atomically, and records the summary.
+    async fn commit(self: Box<Self>, summary: &ImportSummary) -> StoreResult<()>;
+    /// Discards everything written.
+    async fn abort(self: Box<Self>) -> StoreResult<()>;
+}
+
+/// The storage interface. Every call that touches tenant data takes the `TenantId`
+/// of the authenticated caller; a campaign id from another tenant is not found.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending migrations to the global tables and every tenant; returns
+    /// the names of the migrations applied (empty when up to date).
+    async fn migrate(&self) -> StoreResult<Vec<String>>;
+
+    async fn create_tenant(&self, name: &TenantName) -> StoreResult<Tenant>;
+    async fn tenants(&self) -> StoreResult<Vec<Tenant>>;
+    async fn tenant(&self, name: &TenantName) -> StoreResult<Option<Tenant>>;
+
+    async fn create_campaign(&self, tenant: TenantId, name: &CampaignName)
+    -> StoreResult<Campaign>;
+    async fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Option<Campaign>>;
+    async fn campaign_by_name(
+        &self,
+        tenant: TenantId,
+        name: &CampaignName,
+    ) -> StoreResult<Option<Campaign>>;
+    async fn campaigns(&self, tenant: TenantId) -> StoreResult<Vec<Campaign>>;
+    async fn set_campaign_status(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+        status: CampaignStatus,
+    ) -> StoreResult<()>;
+
+    /// Starts an import of rows with these personalization `columns`. Only a draft
+    /// campaign can be imported into; an earlier import of it is replaced on commit.
+    async fn begin_import(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        columns: &[String],
+    ) -> StoreResult<Box<dyn ImportWriter>>;
+
+    /// Recipients with `id > after` in id order, at most `limit`, any state.
+    async fn recipients(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        after: RecipientId,
+        limit: u32,
+    ) -> StoreResult<Vec<Recipient>>;
+    /// Recipients due for an attempt at `now` (pending, or deferred until `now` or
+    /// earlier) with `id > after`, in id order, as a batch, at most `limit`.
+    async fn due_recipients(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        after: RecipientId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<RecipientBatch>;
+    async fn recipient_by_email(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        email: &EmailAddress,
+    ) -> StoreResult<Option<Recipient>>;
+    async fn events(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        recipient: RecipientId,
+    ) -> StoreResult<Vec<Event>>;
+
+    /// Applies a batch of outcomes in one transaction (group commit): each allowed
+    /// transition updates the row, appends an event and moves the counters.
+    async fn record_outcomes(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        outcomes: &[Outcome],
+    ) -> StoreResult<RecordReport>;
+    async fn counters(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<CampaignCounters>;
+
+    /// Drops the campaign's recipient and event tables (its personal data); the
+    /// campaign row and its counters stay.
+    async fn drop_campaign_data(&self, tenant: TenantId, campaign: CampaignId) -> StoreResult<()>;
+}

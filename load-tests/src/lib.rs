@@ -1,0 +1,1 @@
+//! Broadside load tests.
