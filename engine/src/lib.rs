@@ -2,4 +2,5 @@
 //! live here; the runtime in `actors/` drives these pieces.
 
 pub mod model;
+pub mod smtp;
 pub mod store;
