@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
-pub use error::ConfigError;
+pub use error::{ConfigError, Origin};
 pub use load::{DEFAULT_FILE, ENV_PREFIX};
 pub use secret::{REDACTED, Secret, redact_url};
 pub use units::{ByteSize, Duration, UnitError};
@@ -144,6 +144,14 @@ impl Default for ImportConfig {
             batch_rows: 4096,
             reports_dir: None,
         }
+    }
+}
+
+impl ImportConfig {
+    /// Whether a header cell names the address column; surrounding spaces and case
+    /// are ignored, as spreadsheets vary in both.
+    pub fn is_email_column(&self, header: &str) -> bool {
+        header.trim().eq_ignore_ascii_case(self.email_column.trim())
     }
 }
 
@@ -305,8 +313,8 @@ mod tests {
 
     const SHIPPED_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/broadside.toml");
 
-    /// Dotted paths of every leaf key, e.g. `store.postgres.url`.
-    fn leaf_keys(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+    /// Every leaf key as a dotted path (`store.postgres.url`) with its value.
+    fn leaves(table: &toml::Table, prefix: &str, out: &mut Vec<(String, toml::Value)>) {
         for (key, value) in table {
             let path = if prefix.is_empty() {
                 key.clone()
@@ -314,17 +322,31 @@ mod tests {
                 format!("{prefix}.{key}")
             };
             match value {
-                toml::Value::Table(inner) => leaf_keys(inner, &path, out),
-                _ => out.push(path),
+                toml::Value::Table(inner) => leaves(inner, &path, out),
+                _ => out.push((path, value.clone())),
             }
         }
     }
 
-    fn default_keys() -> Vec<String> {
+    fn leaf_keys(table: &toml::Table) -> Vec<String> {
+        let mut out = Vec::new();
+        leaves(table, "", &mut out);
+        out.into_iter().map(|(key, _)| key).collect()
+    }
+
+    fn default_leaves() -> Vec<(String, toml::Value)> {
         let table = toml::Table::try_from(Config::default()).expect("defaults serialize");
-        let mut keys = Vec::new();
-        leaf_keys(&table, "", &mut keys);
-        keys
+        let mut out = Vec::new();
+        leaves(&table, "", &mut out);
+        out
+    }
+
+    fn default_keys() -> Vec<String> {
+        default_leaves().into_iter().map(|(key, _)| key).collect()
+    }
+
+    fn env_var(key: &str) -> String {
+        format!("{ENV_PREFIX}{}", key.to_uppercase().replace('.', "__"))
     }
 
     #[test]
@@ -340,8 +362,7 @@ mod tests {
     fn every_default_key_appears_in_the_shipped_file() {
         let text = std::fs::read_to_string(SHIPPED_FILE).expect("shipped file is readable");
         let shipped: toml::Table = text.parse().expect("shipped file is TOML");
-        let mut shipped_keys = Vec::new();
-        leaf_keys(&shipped, "", &mut shipped_keys);
+        let shipped_keys = leaf_keys(&shipped);
 
         let missing: Vec<String> = default_keys()
             .into_iter()
@@ -360,7 +381,7 @@ mod tests {
 
         let undocumented: Vec<String> = default_keys()
             .into_iter()
-            .map(|key| format!("{ENV_PREFIX}{}", key.to_uppercase().replace('.', "__")))
+            .map(|key| env_var(&key))
             .filter(|var| !text.contains(var.as_str()))
             .collect();
 
@@ -389,8 +410,7 @@ mod tests {
         let shown = config.to_redacted_toml();
         let reread: Config = toml::from_str(&shown).expect("output is valid configuration");
 
-        let mut shown_keys = Vec::new();
-        leaf_keys(&shown.parse().expect("TOML"), "", &mut shown_keys);
+        let shown_keys = leaf_keys(&shown.parse().expect("TOML"));
         assert_eq!(shown_keys.len(), default_keys().len(), "{shown}");
         assert!(shown.contains(r#"connect_timeout = "5s""#), "{shown}");
         assert!(shown.contains(r#"max_field_size = "8KiB""#), "{shown}");
@@ -400,6 +420,33 @@ mod tests {
         );
         assert_eq!(reread.store, config.store);
         assert_eq!(reread.import.max_field_size, config.import.max_field_size);
+    }
+
+    #[test]
+    fn every_key_can_be_set_through_its_environment_variable() {
+        let vars: Vec<(String, String)> = default_leaves()
+            .into_iter()
+            .map(|(key, value)| {
+                let text = match value {
+                    toml::Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                (env_var(&key), text)
+            })
+            .collect();
+
+        let config = Config::load_from(None, vars).expect("every variable is accepted");
+
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn the_email_column_matches_ignoring_case_and_spaces() {
+        let import = ImportConfig::default();
+
+        assert!(import.is_email_column(" Email "));
+        assert!(import.is_email_column("EMAIL"));
+        assert!(!import.is_email_column("email2"));
     }
 
     #[test]
