@@ -1,6 +1,7 @@
-//! Broadside's domain core: the model, configuration, storage and import. No actors
-//! live here; the runtime in `actors/` drives these pieces.
+//! Broadside's domain core: the model, configuration, storage, import, rendering and
+//! delivery policy. No actors live here; the runtime in `actors/` drives these pieces.
 
+pub mod config;
 pub mod delivery;
 pub mod model;
 pub mod smtp;
