@@ -1,6 +1,7 @@
 //! Broadside's domain core: the model, configuration, storage, import, rendering and
 //! delivery policy. No actors live here; the runtime in `actors/` drives these pieces.
 
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod model;
