@@ -54,7 +54,6 @@ where
 {
     // HMAC hashes or pads any key to the block size, so `new_from_slice` cannot
     // fail; `Hmac::new` in the hmac crate relies on the same fact.
-    #[allow(clippy::expect_used)]
     let mut mac =
         <Hmac<D> as KeyInit>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(data);

@@ -209,4 +209,37 @@ mod tests {
         assert_eq!(normalize_header_value("  a   b \t c  "), "a b c");
         assert_eq!(normalize_header_value("x   \"a   b\"   y"), "x \"a   b\" y");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #[test]
+            fn form_decoding_undoes_percent_encoding(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+                prop_assert_eq!(form_decode(&percent_encode(&bytes)), bytes);
+            }
+
+            #[test]
+            fn encoded_text_is_unreserved_or_escapes(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+                let encoded = percent_encode(&bytes);
+                prop_assert!(encoded.bytes().all(|b| is_unreserved(b) || b == b'%'));
+            }
+
+            #[test]
+            fn normalized_paths_have_no_empty_or_dot_segments(path in "[/.a%]{0,24}") {
+                let normalized = normalize_path(&path);
+                prop_assert!(normalized.starts_with('/'));
+                let inner = normalized.trim_end_matches('/');
+                prop_assert!(inner.split('/').skip(1).all(|s| !s.is_empty() && s != "." && s != ".."));
+            }
+
+            #[test]
+            fn header_value_folding_is_idempotent(value in "[ \\ta\"]{0,24}") {
+                let once = normalize_header_value(&value);
+                prop_assert_eq!(normalize_header_value(&once), once.clone());
+            }
+        }
+    }
 }
