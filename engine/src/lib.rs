@@ -1,6 +1,8 @@
-//! Broadside's domain core: the model, configuration, storage, import, rendering and
-//! delivery policy. No actors live here; the runtime in `actors/` drives these pieces.
+//! Broadside's domain core: the model, configuration, storage, import, rendering,
+//! authentication and delivery policy. No actors live here; the runtime in
+//! `actors/` drives these pieces.
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod delivery;
