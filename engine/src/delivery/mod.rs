@@ -7,6 +7,6 @@ mod routing;
 
 pub use limits::{ConnectionPermit, DestinationLimits, DomainLimiter, LimitSettings};
 pub use routing::{
-    CacheSettings, Destination, DnsMode, RouteConfig, RouteConfigError, RouteTable, RouteTarget,
-    Router, RoutingSetupError, WILDCARD,
+    Destination, DnsMode, RouteConfig, RouteConfigError, RouteTable, RouteTarget, Router,
+    RoutingSettings, RoutingSetupError, WILDCARD,
 };

@@ -4,7 +4,7 @@
 //! authoritatively that there is nowhere to deliver).
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use hickory_resolver::TokioResolver;
@@ -51,7 +51,10 @@ pub(super) struct Dns {
 impl Dns {
     /// `None` for `DnsMode::Disabled`: without a resolver nothing can be looked
     /// up, which is the guarantee tests and load tests rely on.
-    pub(super) fn new(mode: &DnsMode) -> Result<Option<Self>, RoutingSetupError> {
+    pub(super) fn new(
+        mode: &DnsMode,
+        timeout: Duration,
+    ) -> Result<Option<Self>, RoutingSetupError> {
         let setup = |e: NetError| RoutingSetupError::Resolver(e.to_string());
         let mut builder = match mode {
             DnsMode::Disabled => return Ok(None),
@@ -76,6 +79,7 @@ impl Dns {
         // IPv4 first: many sending hosts lack IPv6 reachability or reverse DNS
         // on it, and receivers penalise the latter.
         builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        builder.options_mut().timeout = timeout;
         let resolver = builder.build().map_err(setup)?;
         Ok(Some(Self { resolver }))
     }

@@ -44,27 +44,30 @@ pub enum DnsMode {
     Servers(Vec<SocketAddr>),
 }
 
-/// How long answers are kept, and how many.
+/// Tuning for lookups and the answer cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CacheSettings {
+pub struct RoutingSettings {
     /// Domains held at most; the cache evicts when full. Zero disables it.
-    pub capacity: usize,
+    pub cache_capacity: usize,
     /// How long "no such domain", "null MX" and "no address" are remembered;
-    /// these answers carry no TTL of their own that we trust for this, and a
-    /// campaign hitting a dead domain must not ask DNS once per recipient.
+    /// a campaign hitting a dead domain must not ask DNS once per recipient.
     pub negative_ttl: Duration,
     /// How long a transient failure (SERVFAIL, timeout) is remembered: long
     /// enough to spare a struggling DNS server a stampede, short enough that
     /// the next retry asks again.
     pub failure_ttl: Duration,
+    /// How long one DNS request may take before it is retried (hickory makes
+    /// two attempts per server) and finally counted as a transient failure.
+    pub lookup_timeout: Duration,
 }
 
-impl Default for CacheSettings {
+impl Default for RoutingSettings {
     fn default() -> Self {
         Self {
-            capacity: 10_000,
+            cache_capacity: 10_000,
             negative_ttl: Duration::from_secs(60),
             failure_ttl: Duration::from_secs(5),
+            lookup_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -88,21 +91,21 @@ pub struct Router {
     /// `None` when DNS is disabled; then only routes can answer.
     dns: Option<Dns>,
     cache: DestinationCache,
-    settings: CacheSettings,
+    settings: RoutingSettings,
 }
 
 impl Router {
-    /// A router with the default cache settings.
+    /// A router with the default settings.
     pub fn new(routes: RouteTable, dns: DnsMode) -> Result<Self, RoutingSetupError> {
-        Self::with_cache_settings(routes, dns, CacheSettings::default())
+        Self::with_settings(routes, dns, RoutingSettings::default())
     }
 
-    pub fn with_cache_settings(
+    pub fn with_settings(
         routes: RouteTable,
         dns: DnsMode,
-        settings: CacheSettings,
+        settings: RoutingSettings,
     ) -> Result<Self, RoutingSetupError> {
-        let dns = Dns::new(&dns)?;
+        let dns = Dns::new(&dns, settings.lookup_timeout)?;
         if dns.is_none() {
             let by_name = routes
                 .iter()
@@ -117,7 +120,7 @@ impl Router {
         Ok(Self {
             routes,
             dns,
-            cache: DestinationCache::new(settings.capacity),
+            cache: DestinationCache::new(settings.cache_capacity),
             settings,
         })
     }
@@ -141,26 +144,20 @@ impl Router {
         if let Some(cached) = self.cache.get(&domain, Instant::now()) {
             return cached;
         }
-        let (outcome, expires) = match dns.mail_destinations(&domain).await {
-            Ok(resolved) => {
-                let now = Instant::now();
-                let expires = if resolved.complete {
-                    resolved.valid_until
-                } else {
-                    resolved.valid_until.min(now + self.settings.failure_ttl)
-                };
-                (Ok(resolved.destinations), expires)
-            }
-            Err(e) => {
-                let ttl = match e {
-                    DeliveryError::Permanent { .. } => self.settings.negative_ttl,
-                    DeliveryError::Transient { .. } => self.settings.failure_ttl,
-                };
-                (Err(e), Instant::now() + ttl)
-            }
+        let outcome = dns.mail_destinations(&domain).await;
+        let now = Instant::now();
+        let (outcome, expires) = match outcome {
+            // A partial answer (some MX hosts failed transiently) is kept only
+            // as long as a failure, so the missing hosts are retried soon.
+            Ok(resolved) if !resolved.complete => (
+                Ok(resolved.destinations),
+                resolved.valid_until.min(now + self.settings.failure_ttl),
+            ),
+            Ok(resolved) => (Ok(resolved.destinations), resolved.valid_until),
+            Err(e @ DeliveryError::Permanent { .. }) => (Err(e), now + self.settings.negative_ttl),
+            Err(e @ DeliveryError::Transient { .. }) => (Err(e), now + self.settings.failure_ttl),
         };
-        self.cache
-            .insert(domain, outcome.clone(), expires, Instant::now());
+        self.cache.insert(domain, outcome.clone(), expires, now);
         outcome
     }
 

@@ -166,12 +166,12 @@ async fn a_dns_server_failure_is_transient() {
 #[tokio::test]
 async fn an_mx_host_that_fails_to_resolve_is_skipped_and_the_answer_kept_only_briefly() {
     let dns = TestDns::start(LONG_TTL).await;
-    let settings = CacheSettings {
+    let settings = RoutingSettings {
         failure_ttl: Duration::ZERO,
-        ..CacheSettings::default()
+        ..RoutingSettings::default()
     };
     let mode = DnsMode::Servers(vec![dns.addr()]);
-    let router = Router::with_cache_settings(RouteTable::new(), mode, settings).expect("router");
+    let router = Router::with_settings(RouteTable::new(), mode, settings).expect("router");
 
     let found = router
         .resolve("partial.example")
@@ -271,4 +271,23 @@ async fn a_route_to_localhost_needs_no_dns() {
 
     assert_eq!(addrs(&found), ["127.0.0.1:2525"]);
     assert_eq!(hosts(&found), ["localhost"]);
+}
+
+#[tokio::test]
+async fn an_unreachable_dns_server_is_transient() {
+    // A port that was just free: nothing answers there, and the kernel says so.
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|socket| socket.local_addr())
+        .expect("free port");
+    let settings = RoutingSettings {
+        lookup_timeout: Duration::from_millis(200),
+        ..RoutingSettings::default()
+    };
+    let mode = DnsMode::Servers(vec![closed]);
+    let router = Router::with_settings(RouteTable::new(), mode, settings).expect("router");
+
+    assert_transient(
+        router.resolve("mx.example").await,
+        "MX lookup for mx.example failed",
+    );
 }
