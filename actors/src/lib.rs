@@ -4,6 +4,10 @@
 pub mod app;
 pub mod cli;
 pub mod cpu_pool;
+pub mod delivery;
+pub mod dispatcher;
 pub mod in_flight;
+pub mod run;
+pub mod supervisor;
 pub mod telemetry;
 pub mod tracking;

@@ -86,7 +86,9 @@ impl Session {
             if work.run.control.is_cancelled() {
                 continue; // the guard drops: the recipient stays pending
             }
-            let Some(message) = self.render(&work).await else { continue };
+            let Some(message) = self.render(&work).await else {
+                continue;
+            };
             if let Err(err) = self.ensure_connected().await {
                 failed = true;
                 self.record(&work, &Err(err)).await;
@@ -154,7 +156,8 @@ impl Session {
             let options = self.delivery.session_options(destination)?;
             match SmtpSession::connect(destination.addr, &options).await {
                 Ok(smtp) => {
-                    metrics::gauge!(m::SMTP_CONNECTIONS, "domain" => self.label.clone()).increment(1.0);
+                    metrics::gauge!(m::SMTP_CONNECTIONS, "domain" => self.label.clone())
+                        .increment(1.0);
                     self.smtp = Some(smtp);
                     return Ok(());
                 }
@@ -164,7 +167,10 @@ impl Session {
         Err(last)
     }
 
-    async fn send(&mut self, message: &engine::render::RenderedMessage) -> Result<engine::smtp::Reply, DeliveryError> {
+    async fn send(
+        &mut self,
+        message: &engine::render::RenderedMessage,
+    ) -> Result<engine::smtp::Reply, DeliveryError> {
         let Some(smtp) = self.smtp.as_mut() else {
             return Err(DeliveryError::transient("no session"));
         };
@@ -172,9 +178,15 @@ impl Session {
         let started = Instant::now();
         let timeouts = self.delivery.settings.timeouts;
         let result = smtp
-            .deliver(&message.envelope_from, &message.recipient, &message.bytes, &timeouts)
+            .deliver(
+                &message.envelope_from,
+                &message.recipient,
+                &message.bytes,
+                &timeouts,
+            )
             .await;
-        metrics::histogram!(m::SMTP_SECONDS, "domain" => self.label.clone()).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(m::SMTP_SECONDS, "domain" => self.label.clone())
+            .record(started.elapsed().as_secs_f64());
         let verdict = match &result {
             Ok(_) => {
                 self.limiter.on_success();
@@ -191,7 +203,8 @@ impl Session {
                 }
             }
         };
-        metrics::counter!(m::MESSAGES, "domain" => self.label.clone(), "result" => verdict).increment(1);
+        metrics::counter!(m::MESSAGES, "domain" => self.label.clone(), "result" => verdict)
+            .increment(1);
         result
     }
 

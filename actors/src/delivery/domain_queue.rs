@@ -76,7 +76,9 @@ impl DomainQueue {
             return;
         }
         while self.queue.len() > self.waiters.len() {
-            let Some(permit) = self.limiter.try_open() else { break };
+            let Some(permit) = self.limiter.try_open() else {
+                break;
+            };
             let connection = MtaConnection::new(
                 ctx.address(),
                 Arc::clone(&self.domain),
@@ -102,7 +104,8 @@ impl DomainQueue {
     }
 
     fn report_depth(&self) {
-        metrics::gauge!(m::QUEUE_DEPTH, "domain" => self.label.clone()).set(self.queue.len() as f64);
+        metrics::gauge!(m::QUEUE_DEPTH, "domain" => self.label.clone())
+            .set(self.queue.len() as f64);
     }
 }
 
@@ -128,7 +131,9 @@ impl Handler<Enqueue> for DomainQueue {
 
     fn handle(&mut self, Enqueue(work): Enqueue, ctx: &mut Self::Context) -> Self::Result {
         debug_assert_eq!(work.run.tenant, self.tenant);
-        let Some(work) = self.hand_to_waiter(work) else { return Ok(()) };
+        let Some(work) = self.hand_to_waiter(work) else {
+            return Ok(());
+        };
         if self.queue.len() >= self.delivery.settings.queue_capacity {
             return Err(work);
         }
@@ -187,6 +192,10 @@ impl QueueDirectory {
             delivery,
             queues: Arc::new(DashMap::new()),
         }
+    }
+
+    pub fn clock(&self) -> Arc<dyn engine::clock::Clock> {
+        Arc::clone(&self.delivery.clock)
     }
 
     /// The queue for `domain`; must be called from within the actor system.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use engine::clock::Clock;
-use engine::delivery::{DestinationLimits, Destination, Router};
+use engine::delivery::{Destination, DestinationLimits, Router};
 use engine::dkim::DkimKeys;
 use engine::smtp::{DeliveryError, SessionOptions, Timeouts, TlsMode};
 use engine::store::RecipientBatch;

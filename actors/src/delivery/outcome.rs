@@ -20,7 +20,10 @@ pub fn delivery_outcome(
         Err(DeliveryError::Transient { reason, .. }) => {
             let attempts = row.attempts() + 1;
             let first = row.first_attempt().unwrap_or(now);
-            let state = match run.retry.next_attempt(attempts, first, now, rand::random::<f64>()) {
+            let state = match run
+                .retry
+                .next_attempt(attempts, first, now, rand::random::<f64>())
+            {
                 Some(until) => RecipientState::Deferred { until },
                 None => RecipientState::Failed,
             };

@@ -22,7 +22,7 @@ pub const ENV_PREFIX: &str = "BROADSIDE_";
 /// Only variables under these keys are configuration. Others share the prefix for
 /// their own purposes (`BROADSIDE_TEST_DATABASE_URL`, `BROADSIDE_REQUIRE_PG`) and
 /// must not be mistaken for typos.
-const TOP_LEVEL_KEYS: [&str; 4] = ["data_dir", "store", "import", "log"];
+const TOP_LEVEL_KEYS: [&str; 6] = ["data_dir", "store", "import", "send", "metrics", "log"];
 
 impl Config {
     /// Loads the configuration from `file` (or [`DEFAULT_FILE`] if it exists) and
@@ -198,10 +198,18 @@ fn typed_like_default(defaults: &toml::Table, path: &[String], raw: String) -> V
             .ok(),
         Some(toml::Value::Float(_)) => text.parse::<f64>().map(Value::from).ok(),
         Some(toml::Value::Boolean(_)) => text.parse::<bool>().map(Value::from).ok(),
+        // Lists are written as TOML arrays: `["gmail.com", "web.de"]`.
+        Some(toml::Value::Array(_)) if text.starts_with('[') => toml_array(text),
         _ => None,
     };
     // What does not parse stays a string, so the error shows it as written.
     typed.unwrap_or_else(|| Value::from(raw))
+}
+
+/// Parses a TOML array written in an environment variable.
+fn toml_array(text: &str) -> Option<Value> {
+    let table: toml::Table = toml::from_str(&format!("v = {text}")).ok()?;
+    Value::serialize(table.get("v")?).ok()
 }
 
 fn insert(dict: &mut Dict, path: &[String], value: Value) {

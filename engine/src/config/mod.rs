@@ -6,6 +6,7 @@
 mod error;
 mod load;
 mod secret;
+mod send;
 mod units;
 
 use std::fmt;
@@ -16,6 +17,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 pub use error::{ConfigError, Origin};
 pub use load::{DEFAULT_FILE, ENV_PREFIX};
 pub use secret::{REDACTED, Secret, redact_url};
+pub use send::{
+    DkimEntry, DomainLimitEntry, MetricsConfig, RetryConfig, RouteEntry, SendConfig, TimeoutConfig,
+    parse_route_list,
+};
 pub use units::{ByteSize, Duration, UnitError};
 
 /// The whole configuration. Every section has defaults, so an empty file (or none)
@@ -29,6 +34,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub store: StoreConfig,
     pub import: ImportConfig,
+    pub send: SendConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
 
@@ -38,6 +45,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             store: StoreConfig::default(),
             import: ImportConfig::default(),
+            send: SendConfig::default(),
+            metrics: MetricsConfig::default(),
             log: LogConfig::default(),
         }
     }

@@ -1,0 +1,202 @@
+//! `CampaignDispatcher`: one per running campaign. Reads due recipients in key
+//! order and in batches, and hands each to its domain's queue. A recipient whose
+//! domain queue is full is skipped and read again on the next pass, so a slow
+//! domain never holds up the others; the in-flight window bounds everything the
+//! campaign has between the store and a stored outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use engine::model::RecipientId;
+use engine::store::{CampaignStatus, Store};
+
+use crate::delivery::{Enqueue, QueueDirectory, Work};
+use crate::run::CampaignRun;
+use crate::tracking::Flush;
+
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchSettings {
+    /// Recipients read per store query.
+    pub batch_size: u32,
+    /// How often to look again when nothing is due (deferred recipients, or all in
+    /// flight).
+    pub poll_interval: Duration,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How a dispatcher ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispatchEnd {
+    /// Every recipient is final.
+    Completed,
+    Cancelled,
+}
+
+/// Sent to the supervisor when a dispatcher ends on its own.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DispatcherEnded {
+    pub run: Arc<CampaignRun>,
+    pub end: DispatchEnd,
+}
+
+pub struct CampaignDispatcher {
+    run: Arc<CampaignRun>,
+    store: Arc<dyn Store>,
+    queues: QueueDirectory,
+    settings: DispatchSettings,
+    notify: Recipient<DispatcherEnded>,
+}
+
+impl CampaignDispatcher {
+    pub fn new(
+        run: Arc<CampaignRun>,
+        store: Arc<dyn Store>,
+        queues: QueueDirectory,
+        settings: DispatchSettings,
+        notify: Recipient<DispatcherEnded>,
+    ) -> Self {
+        Self {
+            run,
+            store,
+            queues,
+            settings,
+            notify,
+        }
+    }
+}
+
+impl Actor for CampaignDispatcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let work = dispatch(
+            Arc::clone(&self.run),
+            Arc::clone(&self.store),
+            self.queues.clone(),
+            self.settings,
+        );
+        ctx.spawn(work.into_actor(self).map(|end, actor, ctx| {
+            actor.notify.do_send(DispatcherEnded {
+                run: Arc::clone(&actor.run),
+                end,
+            });
+            ctx.stop();
+        }));
+    }
+}
+
+/// The dispatch loop; runs until the campaign completes or is cancelled.
+async fn dispatch(
+    run: Arc<CampaignRun>,
+    store: Arc<dyn Store>,
+    queues: QueueDirectory,
+    settings: DispatchSettings,
+) -> DispatchEnd {
+    let mut cursor = RecipientId(0);
+    let mut dispatched_this_pass = 0usize;
+    let clock = queues.clock();
+    loop {
+        if run.control.is_cancelled() {
+            return DispatchEnd::Cancelled;
+        }
+        if run.control.is_paused() {
+            run.control.wait_while_paused().await;
+            cursor = RecipientId(0);
+            continue;
+        }
+        let now = clock.now();
+        let read = store
+            .due_recipients(run.tenant, run.campaign, cursor, now, settings.batch_size)
+            .await;
+        let batch = match read {
+            Ok(batch) => batch,
+            Err(err) => {
+                tracing::warn!(campaign = %run.campaign, error = %err, "reading due recipients failed; retrying");
+                tokio::time::sleep(settings.poll_interval).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            let whole_pass_idle = cursor == RecipientId(0) || dispatched_this_pass == 0;
+            if whole_pass_idle {
+                if run.in_flight.is_empty() && is_complete(&run, store.as_ref()).await {
+                    return DispatchEnd::Completed;
+                }
+                tokio::time::sleep(settings.poll_interval).await;
+            }
+            cursor = RecipientId(0);
+            dispatched_this_pass = 0;
+            continue;
+        }
+        cursor = batch.row(batch.len() - 1).id();
+        dispatched_this_pass += hand_out(&run, &queues, Arc::new(batch)).await;
+    }
+}
+
+/// Hands a batch's rows to their domain queues; returns how many were taken.
+async fn hand_out(
+    run: &Arc<CampaignRun>,
+    queues: &QueueDirectory,
+    batch: Arc<engine::store::RecipientBatch>,
+) -> usize {
+    let mut taken = 0;
+    for index in 0..batch.len() {
+        if run.control.is_paused() || run.control.is_cancelled() {
+            break;
+        }
+        let row = batch.row(index);
+        if run.in_flight.contains(row.id()) {
+            continue;
+        }
+        let Some(guard) = run.in_flight.enter(row.id()).await else {
+            continue;
+        };
+        let work = Work {
+            run: Arc::clone(run),
+            batch: Arc::clone(&batch),
+            row: index,
+            guard,
+        };
+        match queues.get(row.domain()).send(Enqueue(work)).await {
+            Ok(Ok(())) => taken += 1,
+            // Full queue, or a queue that just stopped: the row stays pending and
+            // is read again on the next pass.
+            Ok(Err(_)) | Err(_) => {}
+        }
+    }
+    taken
+}
+
+/// Completed when no recipient is pending or deferred any more. The tracker is
+/// flushed first so the counters include every outcome handed to it.
+async fn is_complete(run: &CampaignRun, store: &dyn Store) -> bool {
+    let _ = run.tracking.send(Flush).await;
+    match store.counters(run.tenant, run.campaign).await {
+        Ok(c) => c.pending == 0 && c.deferred == 0,
+        Err(_) => false,
+    }
+}
+
+/// Marks the campaign's final status in the store.
+pub async fn store_end(store: &dyn Store, run: &CampaignRun, end: DispatchEnd) {
+    let status = match end {
+        DispatchEnd::Completed => CampaignStatus::Completed,
+        DispatchEnd::Cancelled => return, // already stored by whoever cancelled
+    };
+    if let Err(err) = store
+        .set_campaign_status(run.tenant, run.campaign, status)
+        .await
+    {
+        tracing::error!(campaign = %run.campaign, error = %err, "storing the campaign status failed");
+    }
+}

@@ -1,0 +1,327 @@
+//! The supervision tree: `Root` keeps one `TenantSupervisor` per tenant; each
+//! supervisor keeps its tenant's tracker, domain queues and one dispatcher per
+//! running campaign. Both reconcile with the store on an interval: the store is
+//! the source of truth for campaign status, so a launch from the command line, the
+//! API or another node, a restart after a crash, and a dispatcher that died all
+//! converge the same way.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use dashmap::DashMap;
+use engine::model::{CampaignId, TenantId};
+use engine::render::{CampaignDefinition, CompiledCampaign};
+use engine::smtp::RetryPolicy;
+use engine::store::{Campaign, CampaignStatus, Store};
+
+use crate::delivery::{Delivery, QueueDirectory};
+use crate::dispatcher::{CampaignDispatcher, DispatchSettings, DispatcherEnded, store_end};
+use crate::in_flight::InFlightSet;
+use crate::run::{CampaignRun, RunControl};
+use crate::telemetry as m;
+use crate::tracking::{Flush, TrackingActor, TrackingSettings};
+
+/// Engine-wide settings for the supervision tree.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub dispatch: DispatchSettings,
+    pub tracking: TrackingSettings,
+    /// Recipients per campaign between dispatch and a stored outcome; also the
+    /// most messages a crash can cause to be sent twice.
+    pub max_in_flight: usize,
+    pub retry: RetryPolicy,
+    /// The domain part of generated Message-IDs.
+    pub message_id_domain: String,
+    /// How often the tree compares itself with the store.
+    pub reconcile_interval: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            dispatch: DispatchSettings::default(),
+            tracking: TrackingSettings::default(),
+            max_in_flight: 2000,
+            retry: RetryPolicy::default(),
+            message_id_domain: "localhost".to_owned(),
+            reconcile_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Compare with the store now instead of at the next tick.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reconcile;
+
+/// Stop dispatching and store every buffered outcome (shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+pub struct Root {
+    store: Arc<dyn Store>,
+    delivery: Arc<Delivery>,
+    settings: Arc<EngineSettings>,
+    tenants: Arc<DashMap<TenantId, Addr<TenantSupervisor>>>,
+}
+
+impl Root {
+    pub fn new(store: Arc<dyn Store>, delivery: Arc<Delivery>, settings: EngineSettings) -> Self {
+        Self {
+            store,
+            delivery,
+            settings: Arc::new(settings),
+            tenants: Arc::new(DashMap::new()),
+        }
+    }
+
+    fn reconcile(&mut self, ctx: &mut Context<Self>) {
+        let store = Arc::clone(&self.store);
+        let read = async move { store.tenants().await };
+        ctx.spawn(read.into_actor(self).map(|result, root, _| {
+            let tenants = match result {
+                Ok(tenants) => tenants,
+                Err(err) => {
+                    tracing::warn!(error = %err, "listing tenants failed");
+                    return;
+                }
+            };
+            for tenant in tenants {
+                let supervisor = root.tenants.get(&tenant.id).map(|a| a.clone());
+                match supervisor {
+                    Some(addr) if addr.connected() => addr.do_send(Reconcile),
+                    _ => {
+                        let (store, delivery, settings) = (
+                            Arc::clone(&root.store),
+                            Arc::clone(&root.delivery),
+                            Arc::clone(&root.settings),
+                        );
+                        let addr = actix::Supervisor::start(move |_| {
+                            TenantSupervisor::new(tenant.id, store, delivery, settings)
+                        });
+                        root.tenants.insert(tenant.id, addr);
+                    }
+                }
+            }
+        }));
+    }
+}
+
+impl Actor for Root {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.reconcile(ctx);
+        ctx.run_interval(self.settings.reconcile_interval, |root, ctx| {
+            root.reconcile(ctx)
+        });
+    }
+}
+
+impl Handler<Reconcile> for Root {
+    type Result = ();
+
+    fn handle(&mut self, _: Reconcile, ctx: &mut Self::Context) {
+        self.reconcile(ctx);
+    }
+}
+
+impl Handler<Drain> for Root {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, _: &mut Self::Context) -> Self::Result {
+        let supervisors: Vec<_> = self.tenants.iter().map(|e| e.value().clone()).collect();
+        Box::pin(async move {
+            for supervisor in supervisors {
+                let _ = supervisor.send(Drain).await;
+            }
+        })
+    }
+}
+
+pub struct TenantSupervisor {
+    tenant: TenantId,
+    store: Arc<dyn Store>,
+    delivery: Arc<Delivery>,
+    settings: Arc<EngineSettings>,
+    queues: QueueDirectory,
+    tracking: Option<Addr<TrackingActor>>,
+    running: HashMap<CampaignId, (Arc<CampaignRun>, Addr<CampaignDispatcher>)>,
+    /// Campaigns that could not start (bad definition), logged once.
+    broken: HashSet<CampaignId>,
+}
+
+impl TenantSupervisor {
+    fn new(
+        tenant: TenantId,
+        store: Arc<dyn Store>,
+        delivery: Arc<Delivery>,
+        settings: Arc<EngineSettings>,
+    ) -> Self {
+        Self {
+            tenant,
+            queues: QueueDirectory::new(tenant, Arc::clone(&delivery)),
+            store,
+            delivery,
+            settings,
+            tracking: None,
+            running: HashMap::new(),
+            broken: HashSet::new(),
+        }
+    }
+
+    fn tracking(&mut self) -> Addr<TrackingActor> {
+        match &self.tracking {
+            Some(addr) if addr.connected() => addr.clone(),
+            _ => {
+                let addr = TrackingActor::new(
+                    self.tenant,
+                    Arc::clone(&self.store),
+                    self.settings.tracking,
+                )
+                .start();
+                self.tracking = Some(addr.clone());
+                addr
+            }
+        }
+    }
+
+    fn reconcile(&mut self, ctx: &mut Context<Self>) {
+        let (store, tenant) = (Arc::clone(&self.store), self.tenant);
+        let read = async move { store.campaigns(tenant).await };
+        ctx.spawn(read.into_actor(self).map(|result, supervisor, ctx| match result {
+            Ok(campaigns) => {
+                for campaign in campaigns {
+                    supervisor.apply(campaign, ctx);
+                }
+                metrics::gauge!(m::RUNNING_CAMPAIGNS, "tenant" => supervisor.tenant.to_string())
+                    .set(supervisor.running.len() as f64);
+            }
+            Err(err) => tracing::warn!(tenant = %supervisor.tenant, error = %err, "listing campaigns failed"),
+        }));
+    }
+
+    /// Brings one campaign's actors in line with its stored status.
+    fn apply(&mut self, campaign: Campaign, ctx: &mut Context<Self>) {
+        let id = campaign.id;
+        if let Some((run, dispatcher)) = self.running.get(&id) {
+            match campaign.status {
+                CampaignStatus::Running if dispatcher.connected() => run.control.set_paused(false),
+                CampaignStatus::Paused => run.control.set_paused(true),
+                CampaignStatus::Running => {
+                    // The dispatcher died: start a new one over the same run.
+                    let run = Arc::clone(run);
+                    self.start_dispatcher(run, ctx);
+                }
+                CampaignStatus::Cancelled | CampaignStatus::Completed | CampaignStatus::Draft => {
+                    run.control.cancel();
+                    self.running.remove(&id);
+                }
+            }
+            return;
+        }
+        if campaign.status == CampaignStatus::Running && !self.broken.contains(&id) {
+            match self.prepare(&campaign) {
+                Ok(run) => self.start_dispatcher(run, ctx),
+                Err(reason) => {
+                    tracing::error!(campaign = %id, %reason, "cannot start campaign");
+                    self.broken.insert(id);
+                }
+            }
+        }
+    }
+
+    fn prepare(&mut self, campaign: &Campaign) -> Result<Arc<CampaignRun>, String> {
+        let text = campaign
+            .definition
+            .as_deref()
+            .ok_or("the campaign has no definition")?;
+        let definition: CampaignDefinition = serde_json::from_str(text)
+            .map_err(|e| format!("the stored definition is unreadable: {e}"))?;
+        let compiled =
+            CompiledCampaign::compile(&definition, &campaign.columns).map_err(|e| e.to_string())?;
+        Ok(Arc::new(CampaignRun {
+            tenant: self.tenant,
+            campaign: campaign.id,
+            compiled,
+            signing_domain: definition.from.address.domain().to_owned(),
+            message_id_domain: self.settings.message_id_domain.clone(),
+            retry: self.settings.retry,
+            tracking: self.tracking(),
+            in_flight: InFlightSet::new(self.settings.max_in_flight),
+            control: RunControl::default(),
+        }))
+    }
+
+    fn start_dispatcher(&mut self, run: Arc<CampaignRun>, ctx: &mut Context<Self>) {
+        let dispatcher = CampaignDispatcher::new(
+            Arc::clone(&run),
+            Arc::clone(&self.store),
+            self.queues.clone(),
+            self.settings.dispatch,
+            ctx.address().recipient(),
+        )
+        .start();
+        tracing::info!(tenant = %self.tenant, campaign = %run.campaign, "campaign dispatching");
+        self.running.insert(run.campaign, (run, dispatcher));
+    }
+}
+
+impl Actor for TenantSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.tracking();
+        self.reconcile(ctx);
+    }
+}
+
+impl actix::Supervised for TenantSupervisor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        tracing::warn!(tenant = %self.tenant, "tenant supervisor restarting");
+    }
+}
+
+impl Handler<Reconcile> for TenantSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Reconcile, ctx: &mut Self::Context) {
+        self.reconcile(ctx);
+    }
+}
+
+impl Handler<DispatcherEnded> for TenantSupervisor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: DispatcherEnded, _: &mut Self::Context) -> Self::Result {
+        let campaign = msg.run.campaign;
+        let store = Arc::clone(&self.store);
+        Box::pin(
+            async move { store_end(store.as_ref(), &msg.run, msg.end).await }
+                .into_actor(self)
+                .map(move |_, supervisor, _| {
+                    tracing::info!(tenant = %supervisor.tenant, %campaign, "campaign dispatch ended");
+                    supervisor.running.remove(&campaign);
+                }),
+        )
+    }
+}
+
+impl Handler<Drain> for TenantSupervisor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, _: &mut Self::Context) -> Self::Result {
+        for (run, _) in self.running.values() {
+            run.control.set_paused(true);
+        }
+        let tracking = self.tracking.clone();
+        Box::pin(async move {
+            if let Some(tracking) = tracking {
+                let _ = tracking.send(Flush).await;
+            }
+        })
+    }
+}
