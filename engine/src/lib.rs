@@ -1,5 +1,7 @@
 //! Broadside's domain core: the model, configuration, storage and import. No actors
 //! live here; the runtime in `actors/` drives these pieces.
 
+pub mod delivery;
 pub mod model;
+pub mod smtp;
 pub mod store;

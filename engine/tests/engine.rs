@@ -1,4 +1,6 @@
-//! The engine's integration tests, one binary (one link) for all of them.
+//! The engine's one integration-test binary: the store conformance suite run against
+//! every backend, and tests that cross modules (import into real stores).
 
+mod conformance;
 mod pg_store;
 mod support;

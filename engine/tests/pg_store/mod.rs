@@ -519,3 +519,37 @@ async fn dropping_campaign_data_keeps_the_campaign_and_its_counters() {
         .expect_err("must fail");
     assert!(matches!(err, StoreError::NotImported(_)), "{err:?}");
 }
+
+/// The shared conformance suite, run against PostgreSQL.
+mod conformance {
+    use std::time::Duration;
+
+    use engine::store::Store;
+    use engine::store::pg::PgStore;
+
+    use crate::support::pg::{TestDatabase, test_database};
+
+    /// A migrated store on its own database; the store is declared first so its
+    /// pool closes before the database is dropped.
+    struct Harness {
+        store: PgStore,
+        _db: TestDatabase,
+    }
+
+    impl AsRef<dyn Store> for Harness {
+        fn as_ref(&self) -> &(dyn Store + 'static) {
+            &self.store
+        }
+    }
+
+    async fn harness() -> Option<Harness> {
+        let db = test_database().await?;
+        let store = PgStore::connect(&db.url, 4, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        Some(Harness { store, _db: db })
+    }
+
+    crate::conformance::conformance_tests!(harness());
+}
