@@ -3,6 +3,7 @@
 //! scope, also when the test panics. Without a server the tests are skipped with a
 //! loud notice, unless `BROADSIDE_REQUIRE_PG=1` makes that a failure (CI).
 
+use std::io::Write;
 use std::time::Duration;
 
 use tokio_postgres::NoTls;
@@ -55,12 +56,15 @@ pub async fn test_database() -> Option<TestDatabase> {
         Err(error) => {
             let required = std::env::var("BROADSIDE_REQUIRE_PG").is_ok_and(|v| v == "1");
             assert!(!required, "PostgreSQL at {admin_url} is required: {error}");
-            eprintln!(
+            // Straight to stderr: libtest captures `eprintln!` of passing tests,
+            // and a skip must not go unnoticed.
+            let notice = format!(
                 "\n*** SKIPPED: no PostgreSQL at {admin_url} ({error}).\n\
                  *** Start one with `pg_ctlcluster --skip-systemctl-redirect 15 main start`\n\
                  *** or point BROADSIDE_TEST_DATABASE_URL at a server; \
                  set BROADSIDE_REQUIRE_PG=1 to fail instead of skipping.\n"
             );
+            let _ = std::io::stderr().write_all(notice.as_bytes());
             return None;
         }
     };
