@@ -3,3 +3,5 @@
 
 mod conformance;
 mod escher;
+mod pg_store;
+mod support;

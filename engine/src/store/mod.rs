@@ -9,6 +9,7 @@
 
 mod batch;
 mod error;
+pub mod pg;
 
 pub use batch::{RecipientBatch, RowRef};
 pub use error::StoreError;

@@ -1,0 +1,202 @@
+//! The PostgreSQL store (production): a bb8 pool; global tables in the schema
+//! `broadside`; per tenant a schema `t_<tenant id>` with its catalogue; per campaign
+//! a recipients and an events table, loaded by binary `COPY` and updated in batches
+//! from arrays. See `ARCHITECTURE.md`, "Storage".
+
+mod catalog;
+mod copy;
+mod import;
+mod manager;
+mod migrate;
+mod outcomes;
+mod recipients;
+mod sql;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use self::manager::{PgManager, Pool};
+use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
+use crate::store::{
+    Campaign, CampaignCounters, CampaignStatus, Event, ImportWriter, Outcome, Recipient,
+    RecipientBatch, RecordReport, Store, StoreError, StoreResult, Tenant,
+};
+
+/// A `Store` on PostgreSQL. Cloning shares the pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password, so only the pool's state is shown.
+        f.debug_struct("PgStore")
+            .field("pool", &self.pool.state())
+            .finish()
+    }
+}
+
+impl PgStore {
+    /// Opens a pool of up to `pool_size` connections to `url` (a libpq-style URL or
+    /// key=value string) and checks that the server answers. Connections are opened
+    /// on the calling runtime, which also drives them (bb8-postgres spawns each
+    /// connection's task there).
+    pub async fn connect(
+        url: &str,
+        pool_size: u32,
+        connect_timeout: Duration,
+    ) -> StoreResult<PgStore> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("invalid database URL: {e}")))?;
+        config.connect_timeout(connect_timeout);
+        config.application_name("broadside");
+        let pool = bb8::Pool::builder()
+            .max_size(pool_size.max(1))
+            .connection_timeout(connect_timeout)
+            .build(PgManager::new(config))
+            .await
+            .map_err(|e| sql::pool_error(bb8::RunError::User(e)))?;
+        // `build` opens nothing without `min_idle`; this makes a wrong URL or a
+        // missing server an error here rather than at the first query.
+        drop(pool.get().await.map_err(sql::pool_error)?);
+        Ok(PgStore { pool })
+    }
+
+    async fn conn(&self) -> StoreResult<bb8::PooledConnection<'_, PgManager>> {
+        self.pool.get().await.map_err(sql::pool_error)
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn migrate(&self) -> StoreResult<Vec<String>> {
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.map_err(sql::db_error)?;
+        let names = migrate::migrate_all(&tx).await.map_err(sql::db_error)?;
+        tx.commit().await.map_err(sql::db_error)?;
+        Ok(names)
+    }
+
+    async fn create_tenant(&self, name: &TenantName) -> StoreResult<Tenant> {
+        let mut conn = self.conn().await?;
+        catalog::create_tenant(&mut conn, name).await
+    }
+
+    async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        catalog::tenants(&*self.conn().await?).await
+    }
+
+    async fn tenant(&self, name: &TenantName) -> StoreResult<Option<Tenant>> {
+        catalog::tenant(&*self.conn().await?, name).await
+    }
+
+    async fn create_campaign(
+        &self,
+        tenant: TenantId,
+        name: &CampaignName,
+    ) -> StoreResult<Campaign> {
+        catalog::create_campaign(&*self.conn().await?, tenant, name).await
+    }
+
+    async fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Option<Campaign>> {
+        catalog::campaign(&*self.conn().await?, tenant, id).await
+    }
+
+    async fn campaign_by_name(
+        &self,
+        tenant: TenantId,
+        name: &CampaignName,
+    ) -> StoreResult<Option<Campaign>> {
+        catalog::campaign_by_name(&*self.conn().await?, tenant, name).await
+    }
+
+    async fn campaigns(&self, tenant: TenantId) -> StoreResult<Vec<Campaign>> {
+        catalog::campaigns(&*self.conn().await?, tenant).await
+    }
+
+    async fn set_campaign_status(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+        status: CampaignStatus,
+    ) -> StoreResult<()> {
+        catalog::set_campaign_status(&*self.conn().await?, tenant, id, status).await
+    }
+
+    async fn begin_import(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        columns: &[String],
+    ) -> StoreResult<Box<dyn ImportWriter>> {
+        let writer = import::begin(&self.pool, tenant, campaign, columns).await?;
+        Ok(Box::new(writer))
+    }
+
+    async fn recipients(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        after: RecipientId,
+        limit: u32,
+    ) -> StoreResult<Vec<Recipient>> {
+        recipients::recipients(&*self.conn().await?, tenant, campaign, after, limit).await
+    }
+
+    async fn due_recipients(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        after: RecipientId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<RecipientBatch> {
+        let conn = self.conn().await?;
+        recipients::due_recipients(&conn, tenant, campaign, after, now, limit).await
+    }
+
+    async fn recipient_by_email(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        email: &EmailAddress,
+    ) -> StoreResult<Option<Recipient>> {
+        recipients::recipient_by_email(&*self.conn().await?, tenant, campaign, email).await
+    }
+
+    async fn events(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        recipient: RecipientId,
+    ) -> StoreResult<Vec<Event>> {
+        recipients::events(&*self.conn().await?, tenant, campaign, recipient).await
+    }
+
+    async fn record_outcomes(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        outcomes: &[Outcome],
+    ) -> StoreResult<RecordReport> {
+        let mut conn = self.conn().await?;
+        outcomes::record_outcomes(&mut conn, tenant, campaign, outcomes).await
+    }
+
+    async fn counters(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<CampaignCounters> {
+        catalog::counters(&*self.conn().await?, tenant, campaign).await
+    }
+
+    async fn drop_campaign_data(&self, tenant: TenantId, campaign: CampaignId) -> StoreResult<()> {
+        let mut conn = self.conn().await?;
+        catalog::drop_campaign_data(&mut conn, tenant, campaign).await
+    }
+}

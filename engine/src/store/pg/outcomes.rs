@@ -1,0 +1,191 @@
+//! Group commit of delivery outcomes: one transaction, two statements whatever the
+//! batch size. The first locks the rows concerned (in id order, so concurrent
+//! batches cannot deadlock); the transition table is applied in Rust, outcome by
+//! outcome, so one batch may carry several outcomes for one recipient (deferred,
+//! then delivered); the second writes rows, events and counter deltas from arrays.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Transaction};
+
+use super::{catalog, sql};
+use crate::model::{CampaignId, RecipientState, StateCode, TenantId};
+use crate::store::{CampaignCounters, Outcome, RecordReport, StoreResult};
+
+/// A locked row as the batch changes it.
+struct RowChange<'a> {
+    state: StateCode,
+    until: Option<DateTime<Utc>>,
+    attempts: i32,
+    reply: Option<&'a str>,
+    at: Option<DateTime<Utc>>,
+}
+
+/// The columns of the writing statement, one array each.
+#[derive(Default)]
+struct Writes<'a> {
+    ids: Vec<i64>,
+    states: Vec<i16>,
+    untils: Vec<Option<DateTime<Utc>>>,
+    attempts: Vec<i32>,
+    replies: Vec<Option<&'a str>>,
+    ats: Vec<DateTime<Utc>>,
+    event_ids: Vec<i64>,
+    event_kinds: Vec<i16>,
+    event_details: Vec<Option<&'a str>>,
+    event_ats: Vec<DateTime<Utc>>,
+    deltas: CampaignCounters,
+}
+
+pub(crate) async fn record_outcomes(
+    client: &mut Client,
+    tenant: TenantId,
+    campaign: CampaignId,
+    outcomes: &[Outcome],
+) -> StoreResult<RecordReport> {
+    if outcomes.is_empty() {
+        return Ok(RecordReport::default());
+    }
+    let tx = client.transaction().await.map_err(sql::db_error)?;
+    let locked = match lock_rows(&tx, tenant, campaign, outcomes).await {
+        Ok(locked) => locked,
+        Err(e) if sql::is_missing_relation(&e) => {
+            drop(tx);
+            return Err(catalog::missing_tables(client, tenant, campaign).await);
+        }
+        Err(e) => return Err(sql::db_error(e)),
+    };
+    let (writes, report) = apply(locked, outcomes);
+    if report.applied > 0 {
+        write(&tx, tenant, campaign, &writes)
+            .await
+            .map_err(sql::db_error)?;
+    }
+    tx.commit().await.map_err(sql::db_error)?;
+    Ok(report)
+}
+
+async fn lock_rows<'a>(
+    tx: &Transaction<'_>,
+    tenant: TenantId,
+    campaign: CampaignId,
+    outcomes: &[Outcome],
+) -> Result<HashMap<i64, RowChange<'a>>, tokio_postgres::Error> {
+    let mut ids: Vec<i64> = outcomes.iter().map(|o| o.recipient.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let statement = format!(
+        "SELECT id, state, until FROM {} WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        sql::recipients(tenant, campaign)
+    );
+    let rows = tx
+        .query_typed(&statement, &[(&ids, Type::INT8_ARRAY)])
+        .await?;
+    let mut locked = HashMap::with_capacity(rows.len());
+    for row in rows {
+        // An unknown stored code locks the row but allows no transition.
+        let state = StateCode::from_i16(row.get(1)).unwrap_or(StateCode::Suppressed);
+        let change = RowChange {
+            state,
+            until: row.get(2),
+            attempts: 0,
+            reply: None,
+            at: None,
+        };
+        locked.insert(row.get(0), change);
+    }
+    Ok(locked)
+}
+
+/// Applies the outcomes in order to the locked rows; unknown ids and transitions the
+/// state machine refuses are counted as ignored.
+fn apply<'a>(
+    mut locked: HashMap<i64, RowChange<'a>>,
+    outcomes: &'a [Outcome],
+) -> (Writes<'a>, RecordReport) {
+    let mut writes = Writes::default();
+    let mut report = RecordReport::default();
+    for outcome in outcomes {
+        let id = outcome.recipient.0;
+        let next = outcome.state.code();
+        let Some(row) = locked
+            .get_mut(&id)
+            .filter(|row| RecipientState::allowed(row.state, next))
+        else {
+            report.ignored += 1;
+            continue;
+        };
+        *writes.deltas.get_mut(row.state) -= 1;
+        *writes.deltas.get_mut(next) += 1;
+        row.state = next;
+        row.until = outcome.state.until();
+        row.attempts += i32::from(outcome.attempted);
+        row.reply = outcome.detail.as_deref().or(row.reply);
+        row.at = Some(outcome.at);
+        writes.event_ids.push(id);
+        writes.event_kinds.push(next.as_i16());
+        writes.event_details.push(outcome.detail.as_deref());
+        writes.event_ats.push(outcome.at);
+        report.applied += 1;
+    }
+    for (id, row) in locked {
+        let Some(at) = row.at else { continue };
+        writes.ids.push(id);
+        writes.states.push(row.state.as_i16());
+        writes.untils.push(row.until);
+        writes.attempts.push(row.attempts);
+        writes.replies.push(row.reply);
+        writes.ats.push(at);
+    }
+    (writes, report)
+}
+
+async fn write(
+    tx: &Transaction<'_>,
+    tenant: TenantId,
+    campaign: CampaignId,
+    w: &Writes<'_>,
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = format!(
+        "WITH u AS (
+             UPDATE {recipients} AS r SET state = u.state, until = u.until,
+                 attempts = r.attempts + u.attempts,
+                 last_reply = coalesce(u.reply, r.last_reply), updated_at = u.at
+             FROM unnest($1, $2, $3, $4, $5, $6) AS u(id, state, until, attempts, reply, at)
+             WHERE r.id = u.id
+         ), e AS (
+             INSERT INTO {events} (recipient_id, kind, detail, at)
+             SELECT * FROM unnest($7, $8, $9, $10)
+         )
+         UPDATE {schema}.campaigns SET pending = pending + $11, deferred = deferred + $12,
+             delivered = delivered + $13, bounced = bounced + $14, failed = failed + $15,
+             suppressed = suppressed + $16
+         WHERE id = $17",
+        recipients = sql::recipients(tenant, campaign),
+        events = sql::events(tenant, campaign),
+        schema = sql::schema(tenant),
+    );
+    let d = &w.deltas;
+    let params: [(&(dyn ToSql + Sync), Type); 17] = [
+        (&w.ids, Type::INT8_ARRAY),
+        (&w.states, Type::INT2_ARRAY),
+        (&w.untils, Type::TIMESTAMPTZ_ARRAY),
+        (&w.attempts, Type::INT4_ARRAY),
+        (&w.replies, Type::TEXT_ARRAY),
+        (&w.ats, Type::TIMESTAMPTZ_ARRAY),
+        (&w.event_ids, Type::INT8_ARRAY),
+        (&w.event_kinds, Type::INT2_ARRAY),
+        (&w.event_details, Type::TEXT_ARRAY),
+        (&w.event_ats, Type::TIMESTAMPTZ_ARRAY),
+        (&d.pending, Type::INT8),
+        (&d.deferred, Type::INT8),
+        (&d.delivered, Type::INT8),
+        (&d.bounced, Type::INT8),
+        (&d.failed, Type::INT8),
+        (&d.suppressed, Type::INT8),
+        (&campaign.0, Type::INT8),
+    ];
+    tx.execute_typed(&statement, &params).await
+}
