@@ -9,6 +9,7 @@
 
 mod batch;
 mod error;
+pub mod sqlite;
 
 pub use batch::{RecipientBatch, RowRef};
 pub use error::StoreError;
