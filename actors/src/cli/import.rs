@@ -1,0 +1,119 @@
+//! `broadside import`: loads a recipient CSV into a campaign through the same
+//! pipeline the file exchange and the API use, with a progress bar and a summary.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use engine::config::Config;
+use engine::import::{ImportOptions, ImportProgress, import_csv};
+use engine::model::{CampaignName, TenantName};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::app;
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The tenant that owns the campaign.
+    #[arg(long)]
+    tenant: TenantName,
+    /// The campaign to load into; created as a draft if it does not exist.
+    #[arg(long)]
+    campaign: CampaignName,
+    /// Where to write the report of rejected rows (default: next to FILE, named
+    /// FILE.errors.csv).
+    #[arg(long, value_name = "PATH")]
+    report: Option<PathBuf>,
+    /// The CSV file: a header row, one column holding the address.
+    file: PathBuf,
+}
+
+pub async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let store = app::open_store(config).await?;
+    let Some(tenant) = store.tenant(&args.tenant).await? else {
+        bail!(
+            "tenant {:?} does not exist; create it with `broadside tenant create {}`",
+            args.tenant.as_str(),
+            args.tenant
+        );
+    };
+    let campaign = match store.campaign_by_name(tenant.id, &args.campaign).await? {
+        Some(campaign) => campaign,
+        None => store.create_campaign(tenant.id, &args.campaign).await?,
+    };
+    let file =
+        File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let report = args.report.unwrap_or_else(|| {
+        let mut name = args.file.clone().into_os_string();
+        name.push(".errors.csv");
+        PathBuf::from(name)
+    });
+    let source_name = args.file.display().to_string();
+    let options = ImportOptions::from(&config.import);
+
+    let bar = progress_bar(size);
+    let progress = {
+        let bar = bar.clone();
+        move |p: ImportProgress| {
+            bar.set_position(p.bytes_read);
+            bar.set_message(format!("{} rows", p.rows_read));
+        }
+    };
+    let outcome = import_csv(
+        store.as_ref(),
+        tenant.id,
+        campaign.id,
+        file,
+        &source_name,
+        &report,
+        &options,
+        &progress,
+    )
+    .await;
+    bar.finish_and_clear();
+    let outcome = outcome?;
+
+    let seconds = outcome.elapsed.as_secs_f64().max(1e-9);
+    let rate = outcome.total_rows as f64 / seconds;
+    println!(
+        "{}: {} rows loaded into campaign {} (id {}), {} rejected, {:.1}s, {:.0} rows/s",
+        if outcome.accepted {
+            "imported"
+        } else {
+            "REJECTED"
+        },
+        outcome.loaded,
+        campaign.name,
+        campaign.id,
+        outcome.rejected,
+        seconds,
+        rate,
+    );
+    if let Some(report) = &outcome.report {
+        println!("report of rejected rows: {}", report.display());
+    }
+    if outcome.accepted {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "the file was rejected: more than {:.0}% of its rows are invalid; nothing was loaded",
+            options.max_invalid_share * 100.0
+        );
+        Ok(ExitCode::from(2))
+    }
+}
+
+fn progress_bar(size: u64) -> ProgressBar {
+    let bar = ProgressBar::new(size);
+    let style = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}

@@ -1,0 +1,5 @@
+//! Broadside's runtime: the command line, the application wiring and (later) the
+//! actix actor tree that sends campaigns.
+
+pub mod app;
+pub mod cli;

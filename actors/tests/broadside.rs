@@ -1,0 +1,4 @@
+//! The `broadside` crate's one integration-test binary: the real executable, driven
+//! the way operators drive it.
+
+mod cli;

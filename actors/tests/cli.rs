@@ -1,0 +1,144 @@
+//! The command line, run as a process against the embedded SQLite store in a
+//! temporary data directory.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+fn broadside(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_broadside"))
+        .args(args)
+        .env("BROADSIDE_DATA_DIR", data_dir)
+        .env("BROADSIDE_STORE__BACKEND", "sqlite")
+        .env_remove("BROADSIDE_CONFIG")
+        // Tests must not pick up a developer's config/broadside.toml by accident.
+        .current_dir(data_dir)
+        .output()
+        .expect("broadside runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn sample_file() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/sample/recipients.csv")
+}
+
+#[test]
+fn every_command_has_help() {
+    let dir = TempDir::new().expect("tempdir");
+    for args in [
+        &["--help"][..],
+        &["config", "check", "--help"],
+        &["migrate", "--help"],
+        &["tenant", "create", "--help"],
+        &["tenant", "list", "--help"],
+        &["import", "--help"],
+    ] {
+        let out = broadside(dir.path(), args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).contains("Usage:"), "{args:?}");
+    }
+}
+
+#[test]
+fn tenants_are_created_and_listed() {
+    let dir = TempDir::new().expect("tempdir");
+    let created = broadside(dir.path(), &["tenant", "create", "acme"]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(stdout(&created).contains("created tenant acme"));
+
+    let again = broadside(dir.path(), &["tenant", "create", "acme"]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+
+    let listed = broadside(dir.path(), &["tenant", "list"]);
+    assert!(stdout(&listed).contains("acme"), "{}", stdout(&listed));
+}
+
+#[test]
+fn importing_the_sample_loads_valid_rows_and_reports_the_rest() {
+    let dir = TempDir::new().expect("tempdir");
+    broadside(dir.path(), &["tenant", "create", "acme"]);
+    let file = dir.path().join("recipients.csv");
+    std::fs::copy(sample_file(), &file).expect("copy sample");
+    let report = dir.path().join("report.csv");
+
+    let out = broadside(
+        dir.path(),
+        &[
+            "import", "--tenant", "acme", "--campaign", "spring", "--report",
+            report.to_str().expect("utf-8 path"), file.to_str().expect("utf-8 path"),
+        ],
+    );
+
+    // 7 rows: chloé@ has a non-ASCII local part, not-an-address has no @, and
+    // ann@EXAMPLE.com repeats ann@example.com. 3 of 7 invalid is over 10%, so the
+    // default threshold rejects the whole file.
+    assert_eq!(out.status.code(), Some(2), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("REJECTED"), "{}", stdout(&out));
+    let text = std::fs::read_to_string(&report).expect("report written");
+    assert!(text.starts_with("line,column,reason"), "{text}");
+    assert!(text.contains("duplicate of line 2"), "{text}");
+
+    // With a threshold of 50% the same file loads its valid rows.
+    let out = Command::new(env!("CARGO_BIN_EXE_broadside"))
+        .args(["import", "--tenant", "acme", "--campaign", "spring", file.to_str().expect("utf-8")])
+        .env("BROADSIDE_DATA_DIR", dir.path())
+        .env("BROADSIDE_STORE__BACKEND", "sqlite")
+        .env("BROADSIDE_IMPORT__MAX_INVALID_SHARE", "0.5")
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("4 rows loaded"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("3 rejected"), "{}", stdout(&out));
+    assert!(dir.path().join("recipients.csv.errors.csv").exists());
+}
+
+#[test]
+fn importing_for_an_unknown_tenant_says_how_to_create_it() {
+    let dir = TempDir::new().expect("tempdir");
+    let out = broadside(
+        dir.path(),
+        &["import", "--tenant", "ghost", "--campaign", "c", sample_file().to_str().expect("utf-8")],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("broadside tenant create ghost"), "{}", stderr(&out));
+}
+
+#[test]
+fn config_check_prints_the_effective_configuration_without_secrets() {
+    let dir = TempDir::new().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_broadside"))
+        .args(["config", "check"])
+        .env("BROADSIDE_STORE__POSTGRES__URL", "postgres://app:hunter2@db.internal:5432/mail")
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("db.internal"), "{text}");
+    assert!(!text.contains("hunter2"), "the password leaked: {text}");
+}
+
+#[test]
+fn a_bad_configuration_value_names_the_key_the_value_and_the_reason() {
+    let dir = TempDir::new().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_broadside"))
+        .args(["config", "check"])
+        .env("BROADSIDE_IMPORT__MAX_INVALID_SHARE", "1.5")
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("import.max_invalid_share"), "{err}");
+    assert!(err.contains("1.5"), "{err}");
+}

@@ -1,0 +1,4 @@
+//! The engine's one integration-test binary: the store conformance suite run against
+//! every backend, and tests that cross modules (import into real stores).
+
+mod conformance;
