@@ -2,3 +2,4 @@
 //! every backend, and tests that cross modules (import into real stores).
 
 mod conformance;
+mod sqlite_store;

@@ -59,14 +59,14 @@ struct Inner {
 impl SqliteStore {
     /// Opens (creating if needed) the data directory and the global database. Call
     /// `migrate` before use, as with every store.
-    pub async fn open(data_dir: &Path, busy_timeout: Duration) -> StoreResult<SqliteStore> {
+    ///
+    /// Synchronous because it runs once at start-up: it opens the global file on the
+    /// calling thread (milliseconds) and then hands the connection to its worker.
+    pub fn open(data_dir: &Path, busy_timeout: Duration) -> StoreResult<SqliteStore> {
         std::fs::create_dir_all(data_dir.join("tenants"))?;
-        let (global, ()) = Worker::start(
-            "sqlite-global".into(),
-            data_dir.join("broadside.db"),
-            move |conn| configure(conn, busy_timeout, false),
-        )
-        .await?;
+        let mut conn = Connection::open(data_dir.join("broadside.db")).map_err(db_error)?;
+        configure(&mut conn, busy_timeout, false)?;
+        let global = Worker::spawn("sqlite-global".into(), conn)?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 data_dir: data_dir.to_owned(),

@@ -40,7 +40,10 @@ impl Worker {
             let opened = Connection::open(&path).map_err(db_error);
             let mut conn = match opened {
                 Ok(conn) => conn,
-                Err(err) => return drop(ready.send(Err(err))),
+                Err(err) => {
+                    let _ = ready.send(Err(err));
+                    return;
+                }
             };
             match init(&mut conn) {
                 Ok(value) => {
@@ -48,11 +51,23 @@ impl Worker {
                         run(conn, queue);
                     }
                 }
-                Err(err) => drop(ready.send(Err(err))),
+                Err(err) => {
+                    let _ = ready.send(Err(err));
+                }
             }
         })?;
         let value = started.await.map_err(|_| gone())??;
         Ok((Self { jobs }, value))
+    }
+
+    /// Hands an open connection to a new worker thread. For start-up code that may
+    /// block briefly; `start` is the non-blocking way.
+    pub(super) fn spawn(name: String, conn: Connection) -> StoreResult<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>(QUEUE_DEPTH);
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || run(conn, queue))?;
+        Ok(Self { jobs })
     }
 
     /// Runs `job` on the worker's connection and returns its result.
