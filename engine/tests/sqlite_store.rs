@@ -353,3 +353,46 @@ async fn an_import_cannot_commit_into_a_campaign_launched_meanwhile() {
         ["campaigns", "imports", "schema_migrations"]
     );
 }
+
+#[tokio::test]
+async fn a_failed_batch_is_reported_by_the_next_call_and_nothing_is_committed() {
+    let Harness { store, dir } = harness().await.unwrap();
+    let tenant = store
+        .create_tenant(&TenantName::parse("acme").unwrap())
+        .await
+        .unwrap()
+        .id;
+    let campaign = store
+        .create_campaign(tenant, &CampaignName::parse("spring").unwrap())
+        .await
+        .unwrap()
+        .id;
+    let mut writer = store
+        .begin_import(tenant, campaign, &["name".into()])
+        .await
+        .unwrap();
+    writer.write(&batch(1, 10, "r")).await.unwrap();
+    let duplicate = writer.write(&batch(5, 6, "r")).await;
+    let result = match duplicate {
+        Ok(()) => writer.commit(&summary(12)).await,
+        Err(err) => Err(err),
+    };
+    let code = match result {
+        Err(StoreError::Database { code, .. }) => code,
+        other => panic!("expected a database error, got {other:?}"),
+    };
+    assert_eq!(code.as_deref(), Some("SQLITE_CONSTRAINT_PRIMARYKEY"));
+    assert!(
+        !store
+            .campaign(tenant, campaign)
+            .await
+            .unwrap()
+            .unwrap()
+            .imported
+    );
+    store.campaigns(tenant).await.unwrap();
+    assert_eq!(
+        tables(dir.path(), tenant),
+        ["campaigns", "imports", "schema_migrations"]
+    );
+}

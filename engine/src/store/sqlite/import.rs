@@ -25,7 +25,7 @@ use super::catalog::existing_campaign;
 use super::convert::{
     db_error, events_table, now_ms, recipients_table, staging_table, to_ms, value_column,
 };
-use super::worker::Worker;
+use super::worker::{Pending, Worker};
 use crate::model::{CampaignId, TenantId};
 use crate::store::{
     CampaignStatus, ImportSummary, ImportWriter, RecipientBatch, StoreError, StoreResult,
@@ -43,6 +43,9 @@ pub(super) struct SqliteImport {
     insert_sql: String,
     /// Rows written so far, which become the campaign's pending counter.
     rows: i64,
+    /// The batch being inserted while the caller prepares the next one; its result
+    /// is collected by the next call, so at most one batch is in flight.
+    in_flight: Option<Pending<()>>,
     /// Set by `commit` and `abort`; otherwise `Drop` cleans up.
     finished: bool,
 }
@@ -98,6 +101,7 @@ pub(super) async fn begin(
         staging,
         insert_sql: insert,
         rows: 0,
+        in_flight: None,
         finished: false,
     })
 }
@@ -218,6 +222,18 @@ pub(super) fn drop_leftover_staging(conn: &Connection) -> StoreResult<()> {
     Ok(())
 }
 
+impl SqliteImport {
+    /// Waits for the batch in flight. Inserting one batch while the caller parses
+    /// the next keeps both the parser and SQLite busy; a failed insert is reported
+    /// by the call after the `write` that queued it (at the latest by `commit`).
+    async fn settle(&mut self) -> StoreResult<()> {
+        match self.in_flight.take() {
+            Some(pending) => pending.wait().await,
+            None => Ok(()),
+        }
+    }
+}
+
 #[async_trait]
 impl ImportWriter for SqliteImport {
     async fn write(&mut self, batch: &RecipientBatch) -> StoreResult<()> {
@@ -234,18 +250,22 @@ impl ImportWriter for SqliteImport {
         if batch.is_empty() {
             return Ok(());
         }
+        self.settle().await?;
         // The job must own its data; a batch is three buffers, so the copy is a few
         // memcpys, small next to the inserts.
         let owned = batch.clone();
         let sql = self.insert_sql.clone();
-        self.worker
-            .call(move |conn| insert_batch(conn, &sql, &owned))
+        let pending = self
+            .worker
+            .submit(move |conn| insert_batch(conn, &sql, &owned))
             .await?;
+        self.in_flight = Some(pending);
         self.rows += batch.len() as i64;
         Ok(())
     }
 
     async fn commit(mut self: Box<Self>, summary: &ImportSummary) -> StoreResult<()> {
+        self.settle().await?;
         let swap = Swap {
             tenant: self.tenant,
             campaign: self.campaign,
@@ -264,6 +284,8 @@ impl ImportWriter for SqliteImport {
     }
 
     async fn abort(mut self: Box<Self>) -> StoreResult<()> {
+        // Whatever the last batch did, its table is dropped next.
+        let _ = self.settle().await;
         let sql = format!("DROP TABLE IF EXISTS {}", self.staging);
         self.finished = true;
         self.worker

@@ -76,6 +76,16 @@ impl Worker {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<R> + Send + 'static,
     {
+        self.submit(job).await?.wait().await
+    }
+
+    /// Queues `job` and returns once it is queued, not run: the caller can prepare
+    /// the next piece of work meanwhile and collect the result later.
+    pub(super) async fn submit<R, F>(&self, job: F) -> StoreResult<Pending<R>>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<R> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             // The caller may have gone away (a cancelled request); the work is done
@@ -83,7 +93,7 @@ impl Worker {
             let _ = reply.send(job(conn));
         });
         self.jobs.send(job).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        Ok(Pending(answer))
     }
 
     /// Queues `job` without waiting, from synchronous code such as `Drop`. If the
@@ -105,6 +115,15 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// The result of a submitted job, to collect with `wait`.
+pub(super) struct Pending<R>(oneshot::Receiver<StoreResult<R>>);
+
+impl<R> Pending<R> {
+    pub(super) async fn wait(self) -> StoreResult<R> {
+        self.0.await.map_err(|_| gone())?
     }
 }
 
