@@ -3,3 +3,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod cpu_pool;
+pub mod in_flight;
+pub mod telemetry;
+pub mod tracking;

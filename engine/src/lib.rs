@@ -1,5 +1,11 @@
-//! Broadside's domain core: the model, configuration, storage and import. No actors
-//! live here; the runtime in `actors/` drives these pieces.
+//! Broadside's domain core: the model, configuration, storage, import, rendering,
+//! authentication and delivery policy. No actors live here; the runtime in
+//! `actors/` drives these pieces.
 
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod delivery;
 pub mod model;
+pub mod smtp;
 pub mod store;

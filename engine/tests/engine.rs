@@ -2,4 +2,5 @@
 //! every backend, and tests that cross modules (import into real stores).
 
 mod conformance;
+mod escher;
 mod sqlite_store;

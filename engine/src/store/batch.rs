@@ -1,6 +1,8 @@
 //! `RecipientBatch`: many recipient rows in one allocation, the unit in which rows
 //! travel from the importer into a store and from a store to the dispatcher.
 
+use chrono::{DateTime, Utc};
+
 use crate::model::RecipientId;
 
 /// Rows of `1 + columns` text fields each: the address first, then one value per
@@ -13,6 +15,10 @@ pub struct RecipientBatch {
     ids: Vec<RecipientId>,
     text: String,
     ends: Vec<u32>,
+    /// Delivery attempts so far, per row (0 for imported rows).
+    attempts: Vec<u32>,
+    /// When the first attempt was made, per row; drives the retry age limit.
+    first_attempts: Vec<Option<DateTime<Utc>>>,
 }
 
 /// One row of a batch, borrowed.
@@ -37,6 +43,8 @@ impl RecipientBatch {
             ids: Vec::with_capacity(rows),
             text: String::with_capacity(text_bytes),
             ends: Vec::with_capacity(rows * (columns + 1)),
+            attempts: Vec::with_capacity(rows),
+            first_attempts: Vec::with_capacity(rows),
         }
     }
 
@@ -62,6 +70,8 @@ impl RecipientBatch {
         self.ids.clear();
         self.text.clear();
         self.ends.clear();
+        self.attempts.clear();
+        self.first_attempts.clear();
     }
 
     /// Appends a row. `values` must yield exactly `columns()` values; a row of the
@@ -71,6 +81,18 @@ impl RecipientBatch {
         id: RecipientId,
         email: &str,
         values: impl IntoIterator<Item = &'v str>,
+    ) {
+        self.push_due(id, email, values, 0, None);
+    }
+
+    /// Appends a row read for delivery, with its attempt history.
+    pub fn push_due<'v>(
+        &mut self,
+        id: RecipientId,
+        email: &str,
+        values: impl IntoIterator<Item = &'v str>,
+        attempts: u32,
+        first_attempt: Option<DateTime<Utc>>,
     ) {
         let start = self.ends.len();
         self.push_field(email);
@@ -83,6 +105,8 @@ impl RecipientBatch {
             "row {id} has the wrong number of values"
         );
         self.ids.push(id);
+        self.attempts.push(attempts);
+        self.first_attempts.push(first_attempt);
     }
 
     fn push_field(&mut self, value: &str) {
@@ -115,6 +139,22 @@ impl RecipientBatch {
 impl<'a> RowRef<'a> {
     pub fn id(&self) -> RecipientId {
         self.batch.ids[self.row]
+    }
+
+    /// Delivery attempts made before this read.
+    pub fn attempts(&self) -> u32 {
+        self.batch.attempts[self.row]
+    }
+
+    /// When the first delivery attempt was made, if any.
+    pub fn first_attempt(&self) -> Option<DateTime<Utc>> {
+        self.batch.first_attempts[self.row]
+    }
+
+    /// The recipient's domain (after the last '@').
+    pub fn domain(&self) -> &'a str {
+        let email = self.email();
+        email.rfind('@').map_or("", |at| &email[at + 1..])
     }
 
     /// The normalized address (see `EmailAddress`).
