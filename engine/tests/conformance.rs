@@ -4,7 +4,6 @@
 //! the test is skipped (the factory says so loudly). The harness type must implement
 //! `AsRef<dyn Store>` and clean up after itself on drop (temporary directory, test
 //! database).
-#![allow(dead_code, unused_macros, unused_imports)] // until the backends are wired in
 
 use chrono::{Duration, TimeZone, Utc};
 use engine::model::{

@@ -4,4 +4,5 @@
 mod conformance;
 mod escher;
 mod pg_store;
+mod sqlite_store;
 mod support;

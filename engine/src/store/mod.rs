@@ -10,6 +10,7 @@
 mod batch;
 mod error;
 pub mod pg;
+pub mod sqlite;
 
 pub use batch::{RecipientBatch, RowRef};
 pub use error::StoreError;

@@ -1,0 +1,295 @@
+//! Tenants (global database) and campaigns (tenant files): the catalog rows, as
+//! synchronous functions that run on a `Worker`'s connection.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::convert::{db_error, is_unique_violation, ms_at, now_ms, to_ms};
+use crate::model::{CampaignId, CampaignName, TenantId, TenantName};
+use crate::store::{Campaign, CampaignCounters, CampaignStatus, StoreError, StoreResult, Tenant};
+
+pub(super) fn insert_tenant(conn: &Connection, name: &TenantName) -> StoreResult<Tenant> {
+    let created_at = now_ms();
+    conn.execute(
+        "INSERT INTO tenants (name, created_at) VALUES (?1, ?2)",
+        params![name.as_str(), to_ms(created_at)],
+    )
+    .map_err(|err| match is_unique_violation(&err) {
+        true => StoreError::AlreadyExists {
+            what: "tenant",
+            name: name.to_string(),
+        },
+        false => db_error(err),
+    })?;
+    Ok(Tenant {
+        id: TenantId(conn.last_insert_rowid()),
+        name: name.clone(),
+        created_at,
+    })
+}
+
+const TENANT_COLUMNS: &str = "SELECT id, name, created_at FROM tenants";
+
+fn tenant_row(row: &Row<'_>) -> rusqlite::Result<(i64, String, chrono::DateTime<chrono::Utc>)> {
+    Ok((row.get(0)?, row.get(1)?, ms_at(row, 2)?))
+}
+
+fn into_tenant(
+    (id, name, created_at): (i64, String, chrono::DateTime<chrono::Utc>),
+) -> StoreResult<Tenant> {
+    Ok(Tenant {
+        id: TenantId(id),
+        name: TenantName::parse(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_at,
+    })
+}
+
+pub(super) fn tenants(conn: &Connection) -> StoreResult<Vec<Tenant>> {
+    let mut stmt = conn
+        .prepare_cached(&format!("{TENANT_COLUMNS} ORDER BY id"))
+        .map_err(db_error)?;
+    let rows = stmt.query_map([], tenant_row).map_err(db_error)?;
+    rows.map(|row| into_tenant(row.map_err(db_error)?))
+        .collect()
+}
+
+pub(super) fn tenant_by_name(conn: &Connection, name: &TenantName) -> StoreResult<Option<Tenant>> {
+    let mut stmt = conn
+        .prepare_cached(&format!("{TENANT_COLUMNS} WHERE name = ?1"))
+        .map_err(db_error)?;
+    let row = stmt
+        .query_row([name.as_str()], tenant_row)
+        .optional()
+        .map_err(db_error)?;
+    row.map(into_tenant).transpose()
+}
+
+pub(super) fn tenant_exists(conn: &Connection, id: TenantId) -> StoreResult<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = ?1)")
+        .and_then(|mut stmt| stmt.query_row([id.0], |row| row.get(0)))
+        .map_err(db_error)
+}
+
+/// Hands out the next campaign id. Ids come from the global database so that an id
+/// names one campaign of one tenant; another tenant's file simply lacks it.
+pub(super) fn allocate_campaign_id(conn: &Connection, tenant: TenantId) -> StoreResult<CampaignId> {
+    conn.execute(
+        "INSERT INTO campaign_ids (tenant_id, created_at) VALUES (?1, ?2)",
+        params![tenant.0, to_ms(now_ms())],
+    )
+    .map_err(db_error)?;
+    Ok(CampaignId(conn.last_insert_rowid()))
+}
+
+pub(super) fn insert_campaign(
+    conn: &Connection,
+    tenant: TenantId,
+    id: CampaignId,
+    name: &CampaignName,
+) -> StoreResult<Campaign> {
+    let created_at = now_ms();
+    conn.execute(
+        "INSERT INTO campaigns (id, name, status, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            id.0,
+            name.as_str(),
+            CampaignStatus::Draft.as_str(),
+            to_ms(created_at)
+        ],
+    )
+    .map_err(|err| match is_unique_violation(&err) {
+        true => StoreError::AlreadyExists {
+            what: "campaign",
+            name: name.to_string(),
+        },
+        false => db_error(err),
+    })?;
+    Ok(Campaign {
+        id,
+        tenant,
+        name: name.clone(),
+        status: CampaignStatus::Draft,
+        columns: Vec::new(),
+        imported: false,
+        created_at,
+    })
+}
+
+const CAMPAIGN_COLUMNS: &str =
+    "SELECT id, name, status, columns, imported, created_at FROM campaigns";
+
+/// A campaign row as stored, before validation.
+type CampaignRow = (
+    i64,
+    String,
+    String,
+    String,
+    bool,
+    chrono::DateTime<chrono::Utc>,
+);
+
+fn campaign_row(row: &Row<'_>) -> rusqlite::Result<CampaignRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        ms_at(row, 5)?,
+    ))
+}
+
+fn into_campaign(tenant: TenantId, row: CampaignRow) -> StoreResult<Campaign> {
+    let (id, name, status, columns, imported, created_at) = row;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("campaign {id}: bad {what}"));
+    Ok(Campaign {
+        id: CampaignId(id),
+        tenant,
+        name: CampaignName::parse(&name).map_err(|_| corrupt("name"))?,
+        status: CampaignStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
+        columns: serde_json::from_str(&columns).map_err(|_| corrupt("columns"))?,
+        imported,
+        created_at,
+    })
+}
+
+pub(super) fn campaign(
+    conn: &Connection,
+    tenant: TenantId,
+    id: CampaignId,
+) -> StoreResult<Option<Campaign>> {
+    let mut stmt = conn
+        .prepare_cached(&format!("{CAMPAIGN_COLUMNS} WHERE id = ?1"))
+        .map_err(db_error)?;
+    let row = stmt
+        .query_row([id.0], campaign_row)
+        .optional()
+        .map_err(db_error)?;
+    row.map(|row| into_campaign(tenant, row)).transpose()
+}
+
+/// The campaign, or `UnknownCampaign`.
+pub(super) fn existing_campaign(
+    conn: &Connection,
+    tenant: TenantId,
+    id: CampaignId,
+) -> StoreResult<Campaign> {
+    campaign(conn, tenant, id)?.ok_or(StoreError::UnknownCampaign {
+        tenant,
+        campaign: id,
+    })
+}
+
+/// The campaign if its recipient tables exist, else `UnknownCampaign` or `NotImported`.
+pub(super) fn imported_campaign(
+    conn: &Connection,
+    tenant: TenantId,
+    id: CampaignId,
+) -> StoreResult<Campaign> {
+    let campaign = existing_campaign(conn, tenant, id)?;
+    match campaign.imported {
+        true => Ok(campaign),
+        false => Err(StoreError::NotImported(id)),
+    }
+}
+
+pub(super) fn campaign_by_name(
+    conn: &Connection,
+    tenant: TenantId,
+    name: &CampaignName,
+) -> StoreResult<Option<Campaign>> {
+    let mut stmt = conn
+        .prepare_cached(&format!("{CAMPAIGN_COLUMNS} WHERE name = ?1"))
+        .map_err(db_error)?;
+    let row = stmt
+        .query_row([name.as_str()], campaign_row)
+        .optional()
+        .map_err(db_error)?;
+    row.map(|row| into_campaign(tenant, row)).transpose()
+}
+
+pub(super) fn campaigns(conn: &Connection, tenant: TenantId) -> StoreResult<Vec<Campaign>> {
+    let mut stmt = conn
+        .prepare_cached(&format!("{CAMPAIGN_COLUMNS} ORDER BY id"))
+        .map_err(db_error)?;
+    let rows = stmt.query_map([], campaign_row).map_err(db_error)?;
+    rows.map(|row| into_campaign(tenant, row.map_err(db_error)?))
+        .collect()
+}
+
+pub(super) fn set_status(
+    conn: &Connection,
+    tenant: TenantId,
+    id: CampaignId,
+    status: CampaignStatus,
+) -> StoreResult<()> {
+    let changed = conn
+        .execute(
+            "UPDATE campaigns SET status = ?2 WHERE id = ?1",
+            params![id.0, status.as_str()],
+        )
+        .map_err(db_error)?;
+    match changed {
+        0 => Err(StoreError::UnknownCampaign {
+            tenant,
+            campaign: id,
+        }),
+        _ => Ok(()),
+    }
+}
+
+pub(super) fn counters(
+    conn: &Connection,
+    tenant: TenantId,
+    id: CampaignId,
+) -> StoreResult<CampaignCounters> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT pending, deferred, delivered, bounced, failed, suppressed
+             FROM campaigns WHERE id = ?1",
+        )
+        .map_err(db_error)?;
+    let counters = stmt
+        .query_row([id.0], |row| {
+            Ok(CampaignCounters {
+                pending: row.get(0)?,
+                deferred: row.get(1)?,
+                delivered: row.get(2)?,
+                bounced: row.get(3)?,
+                failed: row.get(4)?,
+                suppressed: row.get(5)?,
+            })
+        })
+        .optional()
+        .map_err(db_error)?;
+    counters.ok_or(StoreError::UnknownCampaign {
+        tenant,
+        campaign: id,
+    })
+}
+
+/// Moves the counters by `delta` (negative entries decrease).
+pub(super) fn add_counters(
+    conn: &Connection,
+    id: CampaignId,
+    delta: &CampaignCounters,
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE campaigns SET pending = pending + ?2, deferred = deferred + ?3,
+             delivered = delivered + ?4, bounced = bounced + ?5, failed = failed + ?6,
+             suppressed = suppressed + ?7
+         WHERE id = ?1",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            id.0,
+            delta.pending,
+            delta.deferred,
+            delta.delivered,
+            delta.bounced,
+            delta.failed,
+            delta.suppressed
+        ])
+    })
+    .map_err(db_error)?;
+    Ok(())
+}

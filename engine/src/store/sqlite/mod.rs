@@ -1,0 +1,359 @@
+//! `SqliteStore`: the embedded, zero-setup `Store`. A global database
+//! `<data dir>/broadside.db` (tenants, the campaign-id allocator) and one file per
+//! tenant `<data dir>/tenants/<tenant id>.db` (campaigns, imports, and per campaign a
+//! recipients and an events table), all in WAL mode.
+//!
+//! Every file is owned by one `Worker` thread that runs all access to it, so async
+//! callers never block the runtime and SQLite sees a single writer per file. Tenant
+//! workers start on first use and stay for the life of the store.
+
+mod catalog;
+mod convert;
+mod import;
+mod migrations;
+mod recipients;
+mod worker;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+
+use self::convert::db_error;
+use self::worker::Worker;
+use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
+use crate::store::{
+    Campaign, CampaignCounters, CampaignStatus, Event, ImportWriter, Outcome, Recipient,
+    RecipientBatch, RecordReport, Store, StoreError, StoreResult, Tenant,
+};
+
+/// Pages of cache per connection (negative: KiB), enough to keep an import's hot
+/// pages in memory without making a thousand open tenants expensive.
+const CACHE_KIB: i64 = 8 * 1024;
+
+pub struct SqliteStore {
+    /// Shared with nothing else; an `Arc` so the store is cheap to clone into tasks.
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Where `broadside.db` and `tenants/` live.
+    data_dir: PathBuf,
+    /// How long a statement waits for a lock held by another process (e.g. a backup
+    /// tool or a second process opened by mistake) before failing with SQLITE_BUSY.
+    busy_timeout: Duration,
+    /// The worker of the global database.
+    global: Worker,
+    /// Workers of the tenant files opened so far. A std mutex: it is held only to
+    /// look up or insert, never across an `.await`.
+    tenants: Mutex<HashMap<TenantId, Worker>>,
+    /// Numbers imports so that each has its own staging table.
+    next_import: AtomicU64,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the data directory and the global database. Call
+    /// `migrate` before use, as with every store.
+    ///
+    /// Synchronous because it runs once at start-up: it opens the global file on the
+    /// calling thread (milliseconds) and then hands the connection to its worker.
+    pub fn open(data_dir: &Path, busy_timeout: Duration) -> StoreResult<SqliteStore> {
+        std::fs::create_dir_all(data_dir.join("tenants"))?;
+        let mut conn = Connection::open(data_dir.join("broadside.db")).map_err(db_error)?;
+        configure(&mut conn, busy_timeout, false)?;
+        let global = Worker::spawn("sqlite-global".into(), conn)?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                data_dir: data_dir.to_owned(),
+                busy_timeout,
+                global,
+                tenants: Mutex::new(HashMap::new()),
+                next_import: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The worker of `tenant`'s file, started on first use. Fails with `UnknownTenant`
+    /// for an id that is not in the global table, so no stray file is ever created.
+    async fn tenant(&self, tenant: TenantId) -> StoreResult<Worker> {
+        Ok(self.open_tenant(tenant).await?.0)
+    }
+
+    /// Like `tenant`, also returning the migrations applied if this call opened it.
+    async fn open_tenant(&self, tenant: TenantId) -> StoreResult<(Worker, Vec<String>)> {
+        if let Some(worker) = self.lock_tenants().get(&tenant) {
+            return Ok((worker.clone(), Vec::new()));
+        }
+        let known = self
+            .inner
+            .global
+            .call(move |conn| catalog::tenant_exists(conn, tenant))
+            .await?;
+        if !known {
+            return Err(StoreError::UnknownTenant(tenant));
+        }
+        let path = self
+            .inner
+            .data_dir
+            .join("tenants")
+            .join(format!("{}.db", tenant.0));
+        let busy_timeout = self.inner.busy_timeout;
+        let (worker, applied) = Worker::start(format!("sqlite-t{}", tenant.0), path, move |conn| {
+            configure(conn, busy_timeout, true)?;
+            let applied = migrations::apply(conn, migrations::TENANT)?;
+            import::drop_leftover_staging(conn)?;
+            Ok(applied)
+        })
+        .await?;
+        // Two callers may have raced to open the file; the first to get here wins and
+        // the other worker ends when its handle is dropped.
+        let worker = self.lock_tenants().entry(tenant).or_insert(worker).clone();
+        let applied = applied
+            .into_iter()
+            .map(|name| format!("tenant/{}/{name}", tenant.0))
+            .collect();
+        Ok((worker, applied))
+    }
+
+    fn lock_tenants(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Worker>> {
+        // A panic while holding this lock cannot leave the map half-updated (each
+        // use is one lookup or one insert), so a poisoned lock is still usable.
+        self.inner
+            .tenants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Connection settings. WAL lets reads proceed during writes and makes a commit one
+/// append; `synchronous=NORMAL` is durable across process crashes (a power loss may
+/// lose the last commits, never corrupt). `secure_delete` zeroes freed pages in
+/// tenant files, so dropped personal data does not linger in free pages.
+fn configure(conn: &mut Connection, busy_timeout: Duration, tenant: bool) -> StoreResult<()> {
+    conn.busy_timeout(busy_timeout).map_err(db_error)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(db_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Database {
+            code: None,
+            message: format!("could not switch to WAL (journal mode is {mode})"),
+        });
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = OFF;
+         PRAGMA cache_size = -{CACHE_KIB};
+         PRAGMA secure_delete = {};",
+        if tenant { "ON" } else { "OFF" }
+    ))
+    .map_err(db_error)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> StoreResult<Vec<String>> {
+        let mut applied: Vec<String> = self
+            .inner
+            .global
+            .call(|conn| migrations::apply(conn, migrations::GLOBAL))
+            .await?
+            .into_iter()
+            .map(|name| format!("global/{name}"))
+            .collect();
+        for tenant in self.tenants().await? {
+            let (worker, opened) = self.open_tenant(tenant.id).await?;
+            applied.extend(opened);
+            let more = worker
+                .call(|conn| migrations::apply(conn, migrations::TENANT))
+                .await?;
+            applied.extend(
+                more.into_iter()
+                    .map(|name| format!("tenant/{}/{name}", tenant.id)),
+            );
+        }
+        Ok(applied)
+    }
+
+    async fn create_tenant(&self, name: &TenantName) -> StoreResult<Tenant> {
+        let name = name.clone();
+        let tenant = self
+            .inner
+            .global
+            .call(move |conn| catalog::insert_tenant(conn, &name))
+            .await?;
+        // Creates the file and applies the tenant migrations. Should this fail, the
+        // next use of the tenant tries again.
+        self.tenant(tenant.id).await?;
+        Ok(tenant)
+    }
+
+    async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        self.inner.global.call(|conn| catalog::tenants(conn)).await
+    }
+
+    async fn tenant(&self, name: &TenantName) -> StoreResult<Option<Tenant>> {
+        let name = name.clone();
+        self.inner
+            .global
+            .call(move |conn| catalog::tenant_by_name(conn, &name))
+            .await
+    }
+
+    async fn create_campaign(
+        &self,
+        tenant: TenantId,
+        name: &CampaignName,
+    ) -> StoreResult<Campaign> {
+        let worker = self.tenant(tenant).await?;
+        let id = self
+            .inner
+            .global
+            .call(move |conn| catalog::allocate_campaign_id(conn, tenant))
+            .await?;
+        let name = name.clone();
+        worker
+            .call(move |conn| catalog::insert_campaign(conn, tenant, id, &name))
+            .await
+    }
+
+    async fn campaign(&self, tenant: TenantId, id: CampaignId) -> StoreResult<Option<Campaign>> {
+        let worker = self.tenant(tenant).await?;
+        worker
+            .call(move |conn| catalog::campaign(conn, tenant, id))
+            .await
+    }
+
+    async fn campaign_by_name(
+        &self,
+        tenant: TenantId,
+        name: &CampaignName,
+    ) -> StoreResult<Option<Campaign>> {
+        let worker = self.tenant(tenant).await?;
+        let name = name.clone();
+        worker
+            .call(move |conn| catalog::campaign_by_name(conn, tenant, &name))
+            .await
+    }
+
+    async fn campaigns(&self, tenant: TenantId) -> StoreResult<Vec<Campaign>> {
+        let worker = self.tenant(tenant).await?;
+        worker
+            .call(move |conn| catalog::campaigns(conn, tenant))
+            .await
+    }
+
+    async fn set_campaign_status(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+        status: CampaignStatus,
+    ) -> StoreResult<()> {
+        let worker = self.tenant(tenant).await?;
+        worker
+            .call(move |conn| catalog::set_status(conn, tenant, id, status))
+            .await
+    }
+
+    async fn begin_import(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        columns: &[String],
+    ) -> StoreResult<Box<dyn ImportWriter>> {
+        let worker = self.tenant(tenant).await?;
+        let number = self.inner.next_import.fetch_add(1, Ordering::Relaxed);
+        let writer = import::begin(worker, tenant, campaign, columns, number).await?;
+        Ok(Box::new(writer))
+    }
+
+    async fn recipients(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        after: RecipientId,
+        limit: u32,
+    ) -> StoreResult<Vec<Recipient>> {
+        let worker = self.tenant(tenant).await?;
+        worker
+            .call(move |conn| recipients::recipients(conn, tenant, campaign, after, limit))
+            .await
+    }
+
+    async fn due_recipients(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        after: RecipientId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<RecipientBatch> {
+        let worker = self.tenant(tenant).await?;
+        worker
+            .call(move |conn| recipients::due_recipients(conn, tenant, campaign, after, now, limit))
+            .await
+    }
+
+    async fn recipient_by_email(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        email: &EmailAddress,
+    ) -> StoreResult<Option<Recipient>> {
+        let worker = self.tenant(tenant).await?;
+        let email = email.clone();
+        worker
+            .call(move |conn| recipients::recipient_by_email(conn, tenant, campaign, &email))
+            .await
+    }
+
+    async fn events(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        recipient: RecipientId,
+    ) -> StoreResult<Vec<Event>> {
+        let worker = self.tenant(tenant).await?;
+        worker
+            .call(move |conn| recipients::events(conn, tenant, campaign, recipient))
+            .await
+    }
+
+    async fn record_outcomes(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        outcomes: &[Outcome],
+    ) -> StoreResult<RecordReport> {
+        let worker = self.tenant(tenant).await?;
+        let outcomes = outcomes.to_vec();
+        worker
+            .call(move |conn| recipients::record_outcomes(conn, tenant, campaign, &outcomes))
+            .await
+    }
+
+    async fn counters(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<CampaignCounters> {
+        let worker = self.tenant(tenant).await?;
+        worker
+            .call(move |conn| catalog::counters(conn, tenant, campaign))
+            .await
+    }
+
+    async fn drop_campaign_data(&self, tenant: TenantId, campaign: CampaignId) -> StoreResult<()> {
+        let worker = self.tenant(tenant).await?;
+        worker
+            .call(move |conn| recipients::drop_campaign_data(conn, tenant, campaign))
+            .await
+    }
+}
