@@ -56,7 +56,11 @@ fn tenants_are_created_and_listed() {
 
     let again = broadside(dir.path(), &["tenant", "create", "acme"]);
     assert!(!again.status.success());
-    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
 
     let listed = broadside(dir.path(), &["tenant", "list"]);
     assert!(stdout(&listed).contains("acme"), "{}", stdout(&listed));
@@ -73,15 +77,27 @@ fn importing_the_sample_loads_valid_rows_and_reports_the_rest() {
     let out = broadside(
         dir.path(),
         &[
-            "import", "--tenant", "acme", "--campaign", "spring", "--report",
-            report.to_str().expect("utf-8 path"), file.to_str().expect("utf-8 path"),
+            "import",
+            "--tenant",
+            "acme",
+            "--campaign",
+            "spring",
+            "--report",
+            report.to_str().expect("utf-8 path"),
+            file.to_str().expect("utf-8 path"),
         ],
     );
 
     // 7 rows: chloé@ has a non-ASCII local part, not-an-address has no @, and
     // ann@EXAMPLE.com repeats ann@example.com. 3 of 7 invalid is over 10%, so the
     // default threshold rejects the whole file.
-    assert_eq!(out.status.code(), Some(2), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(stdout(&out).contains("REJECTED"), "{}", stdout(&out));
     let text = std::fs::read_to_string(&report).expect("report written");
     assert!(text.starts_with("line,column,reason"), "{text}");
@@ -89,7 +105,14 @@ fn importing_the_sample_loads_valid_rows_and_reports_the_rest() {
 
     // With a threshold of 50% the same file loads its valid rows.
     let out = Command::new(env!("CARGO_BIN_EXE_broadside"))
-        .args(["import", "--tenant", "acme", "--campaign", "spring", file.to_str().expect("utf-8")])
+        .args([
+            "import",
+            "--tenant",
+            "acme",
+            "--campaign",
+            "spring",
+            file.to_str().expect("utf-8"),
+        ])
         .env("BROADSIDE_DATA_DIR", dir.path())
         .env("BROADSIDE_STORE__BACKEND", "sqlite")
         .env("BROADSIDE_IMPORT__MAX_INVALID_SHARE", "0.5")
@@ -107,10 +130,21 @@ fn importing_for_an_unknown_tenant_says_how_to_create_it() {
     let dir = TempDir::new().expect("tempdir");
     let out = broadside(
         dir.path(),
-        &["import", "--tenant", "ghost", "--campaign", "c", sample_file().to_str().expect("utf-8")],
+        &[
+            "import",
+            "--tenant",
+            "ghost",
+            "--campaign",
+            "c",
+            sample_file().to_str().expect("utf-8"),
+        ],
     );
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("broadside tenant create ghost"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("broadside tenant create ghost"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -118,7 +152,10 @@ fn config_check_prints_the_effective_configuration_without_secrets() {
     let dir = TempDir::new().expect("tempdir");
     let out = Command::new(env!("CARGO_BIN_EXE_broadside"))
         .args(["config", "check"])
-        .env("BROADSIDE_STORE__POSTGRES__URL", "postgres://app:hunter2@db.internal:5432/mail")
+        .env(
+            "BROADSIDE_STORE__POSTGRES__URL",
+            "postgres://app:hunter2@db.internal:5432/mail",
+        )
         .current_dir(dir.path())
         .output()
         .expect("runs");
