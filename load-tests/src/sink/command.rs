@@ -78,10 +78,10 @@ fn parse_mail(args: &str) -> Command<'_> {
                 Ok(n) => size = Some(n),
                 Err(_) => return Command::Syntax("Bad SIZE parameter"),
             }
-        } else if key.eq_ignore_ascii_case("BODY") {
-            if !(value.eq_ignore_ascii_case("8BITMIME") || value.eq_ignore_ascii_case("7BIT")) {
-                return Command::Syntax("BODY must be 7BIT or 8BITMIME");
-            }
+        } else if key.eq_ignore_ascii_case("BODY")
+            && !(value.eq_ignore_ascii_case("8BITMIME") || value.eq_ignore_ascii_case("7BIT"))
+        {
+            return Command::Syntax("BODY must be 7BIT or 8BITMIME");
         }
         // Other parameters (SMTPUTF8, DSN's RET/ENVID) are accepted and
         // ignored: the sink records, it does not relay.

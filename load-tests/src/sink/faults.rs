@@ -303,10 +303,10 @@ impl Faults {
                 return verdict;
             }
         }
-        if stage == Stage::Rcpt {
-            if let Some(rcpt) = subjects.first() {
-                return self.share_verdict(rcpt);
-            }
+        if stage == Stage::Rcpt
+            && let Some(rcpt) = subjects.first()
+        {
+            return self.share_verdict(rcpt);
         }
         Verdict::Pass
     }
