@@ -266,3 +266,27 @@ async fn run(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Re
         sessions.shutdown().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_scenario_file_parses_and_compiles() {
+        let config = SinkConfig::from_toml(include_str!("../../sink-faults.example.toml"))
+            .expect("the example parses");
+        assert_eq!(config.faults.len(), 6);
+        let faults = Faults::compile(
+            &config.faults,
+            config.permfail_share,
+            config.tempfail_share,
+            Duration::ZERO,
+        );
+        assert!(faults.is_ok(), "{faults:?}");
+    }
+
+    #[test]
+    fn unknown_keys_in_a_scenario_are_rejected() {
+        assert!(SinkConfig::from_toml("tempfail = 0.1").is_err());
+    }
+}
