@@ -4,3 +4,4 @@
 pub mod csv_gen;
 pub mod pgdb;
 pub mod rss;
+pub mod sink;
