@@ -228,12 +228,10 @@ impl SmtpSession {
             .await?;
         self.step(timeouts.data_init, "DATA", "DATA\r\n".to_owned())
             .await?;
-        let result = timed(
-            timeouts.data_end,
-            "message data",
-            self.conn.message(message),
-        )
-        .await;
+        // lettre always ends the data with "\r\n.\r\n"; a message that already
+        // ends with CRLF would gain an empty line, so that CRLF is left to lettre.
+        let body = message.strip_suffix(b"\r\n").unwrap_or(message);
+        let result = timed(timeouts.data_end, "message data", self.conn.message(body)).await;
         match result {
             Ok(response) => {
                 self.delivered += 1;

@@ -3,6 +3,7 @@
 
 mod client;
 mod faults;
+mod session;
 
 use std::time::Duration;
 
