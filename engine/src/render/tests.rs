@@ -175,6 +175,20 @@ fn a_single_5000_character_html_line_is_encoded_into_lines_of_at_most_998_octets
 }
 
 #[test]
+fn body_lines_end_in_crlf_and_standalone_block_lines_leave_no_blank_line() {
+    let mut def = definition();
+    def.html = None;
+    def.text = Some("Hi {{first_name}}\n{{#if city}}\nFrom {{city}}\n{{/if}}\r\nBye\n".into());
+    let message = render_one(&def, ["Ann", "Oslo\nNorway"]);
+    let body = text(&message);
+    let start = body.find("\r\n\r\n").expect("separator") + 4;
+    assert_eq!(
+        &body[start..],
+        "Hi Ann\r\nFrom Oslo\r\nNorway\r\nBye\r\n\r\n"
+    ); // lettre ends the message with one more CRLF
+}
+
+#[test]
 fn a_campaign_with_only_a_text_body_sends_a_single_text_part() {
     let mut def = definition();
     def.html = None;
