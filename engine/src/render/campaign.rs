@@ -1,0 +1,289 @@
+//! `CompiledCampaign`: everything about a campaign that does not depend on the
+//! recipient, prepared once (templates parsed and checked, sender headers built), so
+//! that rendering a message is only substitution, MIME assembly and formatting.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use handlebars::{Context, Handlebars};
+use lettre::address::Envelope;
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{MessageBuilder, MultiPart, SinglePart};
+use lettre::{Address, Message};
+
+use super::definition::{CampaignDefinition, Mailbox};
+use super::row::RowView;
+use super::template::{TemplateError, TemplateKind, compile_checked};
+use crate::model::EmailAddress;
+use crate::store::RowRef;
+
+/// Lettre folds headers only at spaces; a longer run without one would exceed the
+/// 998-octet line limit (RFC 5322 2.1.1), so the subject gets a space there instead.
+const MAX_HEADER_WORD: usize = 900;
+
+/// One message, ready for SMTP: `bytes` is exactly what goes after `DATA`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedMessage {
+    /// `MAIL FROM`: the return path, where bounces go.
+    pub envelope_from: String,
+    /// `RCPT TO`: the recipient's normalized address.
+    pub recipient: String,
+    /// The whole message with CRLF line endings, every line at most 998 octets.
+    pub bytes: Vec<u8>,
+}
+
+/// Why one recipient's message could not be rendered. Each is about this row only;
+/// the campaign itself compiled, so the dispatcher marks the recipient failed and
+/// carries on.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("the row has {found} personalization values, the campaign expects {expected}")]
+    ColumnCount { expected: usize, found: usize },
+    #[error("rendering the {template} template failed: {message}")]
+    Template {
+        template: TemplateKind,
+        message: String,
+    },
+    #[error("the recipient address {address:?} is not usable: {message}")]
+    Recipient { address: String, message: String },
+    #[error("the Message-ID domain {0:?} is not a valid domain")]
+    MessageIdDomain(String),
+    #[error("assembling the message failed: {0}")]
+    Message(#[from] lettre::error::Error),
+}
+
+/// A campaign ready to render; shared read-only by all render threads.
+pub struct CompiledCampaign {
+    /// The import's column names, in row order, as the templates see them.
+    columns: Vec<String>,
+    /// Subject and text: no escaping, the output is not HTML.
+    plain: Handlebars<'static>,
+    /// The HTML body: every value HTML-escaped, so data cannot inject markup.
+    html: Handlebars<'static>,
+    has_text: bool,
+    has_html: bool,
+    /// From, Reply-To and the extra headers, cloned for every message.
+    base: MessageBuilder,
+    return_path: Address,
+    /// Random per compilation, so Message-IDs stay unique across restarts and nodes
+    /// without a random draw per message.
+    nonce: u64,
+    sequence: AtomicU64,
+}
+
+impl std::fmt::Debug for CompiledCampaign {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledCampaign")
+            .field("columns", &self.columns)
+            .field("return_path", &self.return_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompiledCampaign {
+    /// Validates the definition and compiles its templates against `columns`.
+    pub fn compile(
+        def: &CampaignDefinition,
+        columns: &[String],
+    ) -> Result<CompiledCampaign, TemplateError> {
+        def.validate()?;
+        let mut plain = registry(handlebars::no_escape);
+        let mut html = registry(handlebars::html_escape);
+        let subject = compile_checked(TemplateKind::Subject, &def.subject, columns)?;
+        plain.register_template(TemplateKind::Subject.name(), subject);
+        if let Some(source) = &def.text {
+            let text = compile_checked(TemplateKind::Text, &crlf(source), columns)?;
+            plain.register_template(TemplateKind::Text.name(), text);
+        }
+        if let Some(source) = &def.html {
+            let template = compile_checked(TemplateKind::Html, &crlf(source), columns)?;
+            html.register_template(TemplateKind::Html.name(), template);
+        }
+        let return_path = lettre_address(&def.return_path()?);
+        Ok(CompiledCampaign {
+            columns: columns.to_vec(),
+            plain,
+            html,
+            has_text: def.text.is_some(),
+            has_html: def.html.is_some(),
+            base: base_builder(def),
+            return_path,
+            nonce: uuid::Uuid::new_v4().as_u64_pair().0,
+            sequence: AtomicU64::new(0),
+        })
+    }
+
+    /// Renders the message for one recipient.
+    pub fn render(
+        &self,
+        row: RowRef<'_>,
+        message_id_domain: &str,
+        date: DateTime<Utc>,
+    ) -> Result<RenderedMessage, RenderError> {
+        let found = row.values().len();
+        if found != self.columns.len() {
+            return Err(RenderError::ColumnCount {
+                expected: self.columns.len(),
+                found,
+            });
+        }
+        let message_id = self.message_id(message_id_domain)?;
+        let context = Context::wraps(RowView {
+            columns: &self.columns,
+            row,
+        })
+        .map_err(|e| template_error(TemplateKind::Subject, &e))?;
+        let to = recipient_address(row.email())?;
+        let builder = self
+            .base
+            .clone()
+            .to(lettre::message::Mailbox::new(None, to.clone()))
+            .subject(header_safe(
+                self.render_part(TemplateKind::Subject, &context)?,
+            ))
+            .date(SystemTime::from(date))
+            .message_id(Some(message_id))
+            .envelope(Envelope::new(Some(self.return_path.clone()), vec![to])?);
+        let message = self.assemble(builder, &context)?;
+        Ok(RenderedMessage {
+            envelope_from: self.return_path.to_string(),
+            recipient: row.email().to_owned(),
+            bytes: message.formatted(),
+        })
+    }
+
+    fn assemble(&self, builder: MessageBuilder, context: &Context) -> Result<Message, RenderError> {
+        let text = self
+            .has_text
+            .then(|| self.render_part(TemplateKind::Text, context))
+            .transpose()?;
+        let html = self
+            .has_html
+            .then(|| self.render_part(TemplateKind::Html, context))
+            .transpose()?;
+        // Lettre picks 7bit, quoted-printable or base64 per part, whichever keeps
+        // lines within limits; `validate` guarantees at least one part.
+        let message = match (text, html) {
+            (Some(text), Some(html)) => {
+                builder.multipart(MultiPart::alternative_plain_html(text, html))
+            }
+            (Some(text), None) => builder.singlepart(SinglePart::plain(text)),
+            (None, html) => builder.singlepart(SinglePart::html(html.unwrap_or_default())),
+        };
+        Ok(message?)
+    }
+
+    fn render_part(&self, kind: TemplateKind, context: &Context) -> Result<String, RenderError> {
+        let registry = if kind == TemplateKind::Html {
+            &self.html
+        } else {
+            &self.plain
+        };
+        registry
+            .render_with_context(kind.name(), context)
+            .map_err(|e| template_error(kind, &e))
+    }
+
+    fn message_id(&self, domain: &str) -> Result<String, RenderError> {
+        let valid = !domain.is_empty()
+            && domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !valid {
+            return Err(RenderError::MessageIdDomain(domain.into()));
+        }
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        Ok(format!("<{:016x}.{sequence:x}@{domain}>", self.nonce))
+    }
+}
+
+/// Bodies go out with CRLF line breaks. Lettre converts bare LFs by inserting one
+/// byte at a time, which costs a copy of the rest of the body per line; templates
+/// converted once here leave it only the line breaks that values bring.
+fn crlf(source: &str) -> String {
+    let mut out = String::with_capacity(source.len() + source.len() / 32);
+    let mut previous = '\0';
+    for c in source.chars() {
+        if c == '\n' && previous != '\r' {
+            out.push('\r');
+        }
+        out.push(c);
+        previous = c;
+    }
+    out
+}
+
+fn registry(escape: fn(&str) -> String) -> Handlebars<'static> {
+    let mut registry = Handlebars::new();
+    // A value missing at render time is a bug, not an empty string in a customer's mail.
+    registry.set_strict_mode(true);
+    registry.register_escape_fn(escape);
+    registry
+}
+
+/// From, Reply-To and the extra headers: the same on every message of the campaign.
+fn base_builder(def: &CampaignDefinition) -> MessageBuilder {
+    let mut builder = Message::builder().from(lettre_mailbox(&def.from));
+    if let Some(reply_to) = &def.reply_to {
+        builder = builder.reply_to(lettre_mailbox(reply_to));
+    }
+    for (name, value) in &def.headers {
+        // `validate` checked the name, so this does not fail; skipping is the safe
+        // fallback should lettre ever be stricter than our check.
+        if let Ok(name) = HeaderName::new_from_ascii(name.clone()) {
+            builder = builder.raw_header(HeaderValue::new(name, value.clone()));
+        }
+    }
+    builder
+}
+
+fn lettre_mailbox(mailbox: &Mailbox) -> lettre::message::Mailbox {
+    lettre::message::Mailbox::new(mailbox.name.clone(), lettre_address(&mailbox.address))
+}
+
+/// `EmailAddress` is at least as strict as lettre's check, so no second validation.
+fn lettre_address(address: &EmailAddress) -> Address {
+    Address::new_dangerous(address.local_part(), address.domain())
+}
+
+/// Rows carry addresses the importer validated, but a row is only a string here,
+/// so lettre checks it (cheap next to rendering) before it goes into headers.
+fn recipient_address(email: &str) -> Result<Address, RenderError> {
+    email
+        .parse::<Address>()
+        .map_err(|e| RenderError::Recipient {
+            address: email.into(),
+            message: e.to_string(),
+        })
+}
+
+fn template_error(template: TemplateKind, e: &handlebars::RenderError) -> RenderError {
+    RenderError::Template {
+        template,
+        message: e.to_string(),
+    }
+}
+
+/// Makes a rendered value safe for a header: line breaks and other control
+/// characters become spaces (lettre would encode them, but a subject with a line
+/// break is never intended), and runs too long to fold are broken by a space.
+pub(crate) fn header_safe(value: String) -> String {
+    let needs_work = value.contains(|c: char| c.is_control())
+        || value.split(' ').any(|w| w.len() > MAX_HEADER_WORD);
+    if !needs_work {
+        return value;
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    let mut run = 0;
+    for c in value.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        run = if c == ' ' { 0 } else { run + c.len_utf8() };
+        if run > MAX_HEADER_WORD {
+            out.push(' ');
+            run = c.len_utf8();
+        }
+        out.push(c);
+    }
+    out
+}
