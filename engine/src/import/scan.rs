@@ -1,0 +1,253 @@
+//! Byte-level work done before and beside the csv parser: reading the header line to
+//! find the byte order mark and the delimiter, and `QuoteGuard`, which follows the
+//! quoting of the bytes the parser reads so that an unclosed quote is noticed.
+
+use std::io::{self, Read};
+
+use super::options::DELIMITERS;
+
+pub(crate) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Enough bytes to hold any sensible header line; the delimiter guess only needs the
+/// first line, and a header longer than this is guessed from its start.
+const PREFIX_LIMIT: usize = 64 * 1024;
+
+/// Reads the start of the file, at least up to the end of the header line (outside
+/// quotes), the end of the file or `PREFIX_LIMIT`. The bytes are parsed again
+/// afterwards, chained in front of the rest of the source.
+pub(crate) fn read_prefix(source: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut prefix = Vec::with_capacity(8 * 1024);
+    let mut chunk = [0u8; 8 * 1024];
+    loop {
+        let n = match source.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(prefix);
+        }
+        prefix.extend_from_slice(&chunk[..n]);
+        if prefix.len() >= PREFIX_LIMIT || header_line(&prefix).1 {
+            return Ok(prefix);
+        }
+    }
+}
+
+/// The length of the byte order mark to skip, or why the file cannot be read.
+pub(crate) fn byte_order_mark(prefix: &[u8]) -> Result<usize, String> {
+    let utf16 = |order: &str| {
+        Err(format!(
+            "the file is UTF-16 ({order}) encoded; save it as UTF-8 (\"CSV UTF-8\" in Excel)"
+        ))
+    };
+    if prefix.starts_with(UTF8_BOM) {
+        Ok(UTF8_BOM.len())
+    } else if prefix.starts_with(b"\xFF\xFE") {
+        utf16("little-endian")
+    } else if prefix.starts_with(b"\xFE\xFF") {
+        utf16("big-endian")
+    } else {
+        Ok(0)
+    }
+}
+
+/// The header line of `bytes` (up to its first line break outside double quotes)
+/// and whether that line break was found.
+fn header_line(bytes: &[u8]) -> (&[u8], bool) {
+    let mut quoted = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' | b'\r' if !quoted => return (&bytes[..i], true),
+            _ => {}
+        }
+    }
+    (bytes, false)
+}
+
+/// The most frequent candidate delimiter outside double quotes on the header line;
+/// ties go to the earlier candidate in `DELIMITERS`, and no candidate means `,` (a
+/// one-column file).
+pub(crate) fn detect_delimiter(bytes: &[u8]) -> u8 {
+    let (line, _) = header_line(bytes);
+    let mut counts = [0usize; DELIMITERS.len()];
+    let mut quoted = false;
+    for &b in line {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted && let Some(i) = DELIMITERS.iter().position(|&d| d == b) {
+            counts[i] += 1;
+        }
+    }
+    let mut best = 0;
+    for i in 1..counts.len() {
+        if counts[i] > counts[best] {
+            best = i;
+        }
+    }
+    DELIMITERS[best]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    Outside,
+    Inside,
+    /// A quote inside a quoted field: it closes the field, unless the next byte is a
+    /// quote too (an escaped `""`).
+    QuoteSeen,
+}
+
+/// A `Read` adapter that mirrors the quoting rules of the csv parser (RFC 4180: a
+/// quote opens a quoted field only at the start of a field, `""` escapes one quote)
+/// over the bytes it hands out. The parser itself cannot tell whether the file ended
+/// inside a quoted field, and nothing bounds the size of one record it buffers; this
+/// guard answers the first and enforces the second.
+pub(crate) struct QuoteGuard<R> {
+    inner: R,
+    delimiter: u8,
+    state: Quote,
+    /// The byte before the current one, to tell the start of a field.
+    prev: u8,
+    /// Bytes of the record being read, to stop a runaway quoted field before it
+    /// holds the rest of the file in memory.
+    record_bytes: usize,
+    max_record: usize,
+    line: u64,
+    /// The line the current record starts on, for the error message.
+    record_line: u64,
+    overflowed: bool,
+}
+
+impl<R: Read> QuoteGuard<R> {
+    pub(crate) fn new(inner: R, delimiter: u8, max_record: usize) -> Self {
+        Self {
+            inner,
+            delimiter,
+            state: Quote::Outside,
+            prev: b'\n',
+            record_bytes: 0,
+            max_record,
+            line: 1,
+            record_line: 1,
+            overflowed: false,
+        }
+    }
+
+    /// Whether everything read so far ends inside a quoted field.
+    pub(crate) fn in_quotes(&self) -> bool {
+        self.state == Quote::Inside
+    }
+
+    /// The line of the record that exceeded `max_record`, once one did.
+    pub(crate) fn overflow_line(&self) -> Option<u64> {
+        self.overflowed.then_some(self.record_line)
+    }
+
+    fn scan(&mut self, bytes: &[u8]) -> bool {
+        for &b in bytes {
+            let ends_record = match self.state {
+                Quote::Outside => {
+                    if b == b'"' && self.at_field_start() {
+                        self.state = Quote::Inside;
+                    }
+                    b == b'\n' || b == b'\r'
+                }
+                Quote::Inside => {
+                    if b == b'"' {
+                        self.state = Quote::QuoteSeen;
+                    }
+                    false
+                }
+                Quote::QuoteSeen => {
+                    self.state = if b == b'"' {
+                        Quote::Inside
+                    } else {
+                        Quote::Outside
+                    };
+                    b == b'\n' || b == b'\r'
+                }
+            };
+            self.prev = b;
+            if ends_record {
+                self.record_bytes = 0;
+            } else {
+                if self.record_bytes == 0 {
+                    self.record_line = self.line;
+                }
+                self.record_bytes += 1;
+                if self.record_bytes > self.max_record {
+                    return false;
+                }
+            }
+            if b == b'\n' {
+                self.line += 1;
+            }
+        }
+        true
+    }
+
+    fn at_field_start(&self) -> bool {
+        self.prev == self.delimiter || self.prev == b'\n' || self.prev == b'\r'
+    }
+}
+
+impl<R: Read> Read for QuoteGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.overflowed {
+            return Err(io::Error::other("record too long"));
+        }
+        let n = self.inner.read(buf)?;
+        if !self.scan(&buf[..n]) {
+            self.overflowed = true;
+            return Err(io::Error::other("record too long"));
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_frequent_delimiter_outside_quotes_wins() {
+        assert_eq!(detect_delimiter(b"email;name;city\na,b,c,d,e"), b';');
+        assert_eq!(detect_delimiter(b"email\tname\n"), b'\t');
+        assert_eq!(detect_delimiter(b"\"a;b;c\",email|x|y\n"), b'|');
+        assert_eq!(detect_delimiter(b"email\n"), b',');
+        assert_eq!(detect_delimiter(b"email,name;city"), b',');
+    }
+
+    #[test]
+    fn utf16_byte_order_marks_are_refused_and_utf8_ones_skipped() {
+        assert_eq!(byte_order_mark(b"\xEF\xBB\xBFemail"), Ok(3));
+        assert_eq!(byte_order_mark(b"email"), Ok(0));
+        assert!(byte_order_mark(b"\xFF\xFEe\0").is_err());
+        assert!(byte_order_mark(b"\xFE\xFF\0e").is_err());
+    }
+
+    fn guard_after(bytes: &[u8]) -> QuoteGuard<&[u8]> {
+        let mut guard = QuoteGuard::new(bytes, b',', 64);
+        let mut sink = Vec::new();
+        let _ = guard.read_to_end(&mut sink);
+        guard
+    }
+
+    #[test]
+    fn the_guard_follows_quotes_like_the_parser() {
+        assert!(!guard_after(b"a,\"b\"\"c\",d\n").in_quotes());
+        assert!(guard_after(b"a,\"b\nc").in_quotes());
+        assert!(guard_after(b"a,\"b\"\"").in_quotes());
+        // A quote inside an unquoted field is a literal, as for the parser.
+        assert!(!guard_after(b"a,b\"c\n").in_quotes());
+    }
+
+    #[test]
+    fn the_guard_stops_a_record_longer_than_the_limit() {
+        let mut text = b"a,b\nc,\"".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 100));
+        assert_eq!(guard_after(&text).overflow_line(), Some(2));
+        assert_eq!(guard_after(b"a,b\nc,d\n").overflow_line(), None);
+    }
+}
