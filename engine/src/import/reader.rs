@@ -235,7 +235,7 @@ impl<R: Read> RecipientReader<R> {
     fn next_record(&mut self) -> Result<bool, ImportError> {
         match self.csv.read_byte_record(&mut self.record) {
             Ok(true) => {
-                let line = self.record.position().map_or(0, |p| p.line());
+                let line = self.csv.get_mut().next_record_line().unwrap_or_default();
                 self.last_record = (line, self.record.len());
                 Ok(true)
             }

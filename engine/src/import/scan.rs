@@ -2,6 +2,7 @@
 //! find the byte order mark and the delimiter, and `QuoteGuard`, which follows the
 //! quoting of the bytes the parser reads so that an unclosed quote is noticed.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 
 use super::options::DELIMITERS;
@@ -99,10 +100,12 @@ enum Quote {
 }
 
 /// A `Read` adapter that mirrors the quoting rules of the csv parser (RFC 4180: a
-/// quote opens a quoted field only at the start of a field, `""` escapes one quote)
-/// over the bytes it hands out. The parser itself cannot tell whether the file ended
-/// inside a quoted field, and nothing bounds the size of one record it buffers; this
-/// guard answers the first and enforces the second.
+/// quote opens a quoted field only at the start of a field, `""` escapes one quote;
+/// CR, LF and CRLF end records; empty lines are skipped) over the bytes it hands out.
+/// It knows three things the parser does not tell: whether the file ended inside a
+/// quoted field, the physical line each record starts on (csv's record positions
+/// point before a CRLF's LF and before skipped blank lines, so they are off by one
+/// or more), and, as a limit, how long the record being read is.
 pub(crate) struct QuoteGuard<R> {
     inner: R,
     delimiter: u8,
@@ -114,8 +117,11 @@ pub(crate) struct QuoteGuard<R> {
     record_bytes: usize,
     max_record: usize,
     line: u64,
-    /// The line the current record starts on, for the error message.
+    /// The line the current record starts on.
     record_line: u64,
+    /// Start lines of the records handed out but not yet claimed by the parser's
+    /// caller; bounded by the records in one read buffer.
+    starts: VecDeque<u64>,
     overflowed: bool,
 }
 
@@ -130,6 +136,7 @@ impl<R: Read> QuoteGuard<R> {
             max_record,
             line: 1,
             record_line: 1,
+            starts: VecDeque::new(),
             overflowed: false,
         }
     }
@@ -137,6 +144,11 @@ impl<R: Read> QuoteGuard<R> {
     /// Whether everything read so far ends inside a quoted field.
     pub(crate) fn in_quotes(&self) -> bool {
         self.state == Quote::Inside
+    }
+
+    /// The line the next record read by the parser starts on; call once per record.
+    pub(crate) fn next_record_line(&mut self) -> Option<u64> {
+        self.starts.pop_front()
     }
 
     /// The line of the record that exceeded `max_record`, once one did.
@@ -174,6 +186,7 @@ impl<R: Read> QuoteGuard<R> {
             } else {
                 if self.record_bytes == 0 {
                     self.record_line = self.line;
+                    self.starts.push_back(self.line);
                 }
                 self.record_bytes += 1;
                 if self.record_bytes > self.max_record {
@@ -241,6 +254,13 @@ mod tests {
         assert!(guard_after(b"a,\"b\"\"").in_quotes());
         // A quote inside an unquoted field is a literal, as for the parser.
         assert!(!guard_after(b"a,b\"c\n").in_quotes());
+    }
+
+    #[test]
+    fn the_guard_knows_where_each_record_starts() {
+        let mut guard = guard_after(b"h\r\n\r\na,\"x\ny\"\r\n\nb\rc");
+        let starts: Vec<u64> = std::iter::from_fn(|| guard.next_record_line()).collect();
+        assert_eq!(starts, [1, 3, 6, 6]);
     }
 
     #[test]
