@@ -91,12 +91,12 @@ pub(crate) fn detect_delimiter(bytes: &[u8]) -> u8 {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Quote {
+enum Quoting {
     Outside,
     Inside,
     /// A quote inside a quoted field: it closes the field, unless the next byte is a
     /// quote too (an escaped `""`).
-    QuoteSeen,
+    AfterQuote,
 }
 
 /// A `Read` adapter that mirrors the quoting rules of the csv parser (RFC 4180: a
@@ -109,7 +109,7 @@ enum Quote {
 pub(crate) struct QuoteGuard<R> {
     inner: R,
     delimiter: u8,
-    state: Quote,
+    state: Quoting,
     /// The byte before the current one, to tell the start of a field.
     prev: u8,
     /// Bytes of the record being read, to stop a runaway quoted field before it
@@ -130,7 +130,7 @@ impl<R: Read> QuoteGuard<R> {
         Self {
             inner,
             delimiter,
-            state: Quote::Outside,
+            state: Quoting::Outside,
             prev: b'\n',
             record_bytes: 0,
             max_record,
@@ -143,7 +143,7 @@ impl<R: Read> QuoteGuard<R> {
 
     /// Whether everything read so far ends inside a quoted field.
     pub(crate) fn in_quotes(&self) -> bool {
-        self.state == Quote::Inside
+        self.state == Quoting::Inside
     }
 
     /// The line the next record read by the parser starts on; call once per record.
@@ -159,23 +159,23 @@ impl<R: Read> QuoteGuard<R> {
     fn scan(&mut self, bytes: &[u8]) -> bool {
         for &b in bytes {
             let ends_record = match self.state {
-                Quote::Outside => {
+                Quoting::Outside => {
                     if b == b'"' && self.at_field_start() {
-                        self.state = Quote::Inside;
+                        self.state = Quoting::Inside;
                     }
                     b == b'\n' || b == b'\r'
                 }
-                Quote::Inside => {
+                Quoting::Inside => {
                     if b == b'"' {
-                        self.state = Quote::QuoteSeen;
+                        self.state = Quoting::AfterQuote;
                     }
                     false
                 }
-                Quote::QuoteSeen => {
+                Quoting::AfterQuote => {
                     self.state = if b == b'"' {
-                        Quote::Inside
+                        Quoting::Inside
                     } else {
-                        Quote::Outside
+                        Quoting::Outside
                     };
                     b == b'\n' || b == b'\r'
                 }
