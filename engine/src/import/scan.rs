@@ -156,48 +156,76 @@ impl<R: Read> QuoteGuard<R> {
         self.overflowed.then_some(self.record_line)
     }
 
+    /// Follows `bytes`; false once the current record is longer than `max_record`.
+    /// Runs of bytes that change nothing (all but quotes and line breaks) are
+    /// skipped a word at a time: this guard sees every byte of the file, so a
+    /// byte-at-a-time loop would cost as much as the parser itself.
     fn scan(&mut self, bytes: &[u8]) -> bool {
-        for &b in bytes {
-            let ends_record = match self.state {
-                Quoting::Outside => {
-                    if b == b'"' && self.at_field_start() {
-                        self.state = Quoting::Inside;
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.state != Quoting::AfterQuote {
+                let run = ordinary_run(&bytes[i..], self.state == Quoting::Inside);
+                if run > 0 {
+                    self.start_record_if_new();
+                    self.record_bytes += run;
+                    self.prev = bytes[i + run - 1];
+                    i += run;
+                    if self.record_bytes > self.max_record {
+                        return false;
                     }
-                    b == b'\n' || b == b'\r'
-                }
-                Quoting::Inside => {
-                    if b == b'"' {
-                        self.state = Quoting::AfterQuote;
-                    }
-                    false
-                }
-                Quoting::AfterQuote => {
-                    self.state = if b == b'"' {
-                        Quoting::Inside
-                    } else {
-                        Quoting::Outside
-                    };
-                    b == b'\n' || b == b'\r'
-                }
-            };
-            self.prev = b;
-            if ends_record {
-                self.record_bytes = 0;
-            } else {
-                if self.record_bytes == 0 {
-                    self.record_line = self.line;
-                    self.starts.push_back(self.line);
-                }
-                self.record_bytes += 1;
-                if self.record_bytes > self.max_record {
-                    return false;
+                    continue;
                 }
             }
-            if b == b'\n' {
-                self.line += 1;
+            if !self.step(bytes[i]) {
+                return false;
             }
+            i += 1;
         }
         true
+    }
+
+    /// One byte through the state machine.
+    fn step(&mut self, b: u8) -> bool {
+        let ends_record = match self.state {
+            Quoting::Outside => {
+                if b == b'"' && self.at_field_start() {
+                    self.state = Quoting::Inside;
+                }
+                b == b'\n' || b == b'\r'
+            }
+            Quoting::Inside => {
+                if b == b'"' {
+                    self.state = Quoting::AfterQuote;
+                }
+                false
+            }
+            Quoting::AfterQuote => {
+                self.state = if b == b'"' {
+                    Quoting::Inside
+                } else {
+                    Quoting::Outside
+                };
+                b == b'\n' || b == b'\r'
+            }
+        };
+        self.prev = b;
+        if b == b'\n' {
+            self.line += 1;
+        }
+        if ends_record {
+            self.record_bytes = 0;
+            return true;
+        }
+        self.start_record_if_new();
+        self.record_bytes += 1;
+        self.record_bytes <= self.max_record
+    }
+
+    fn start_record_if_new(&mut self) {
+        if self.record_bytes == 0 {
+            self.record_line = self.line;
+            self.starts.push_back(self.line);
+        }
     }
 
     fn at_field_start(&self) -> bool {
@@ -217,6 +245,38 @@ impl<R: Read> Read for QuoteGuard<R> {
         }
         Ok(n)
     }
+}
+
+/// How many leading bytes of `bytes` are neither a quote nor a line break (CR
+/// counts only outside quotes, where it ends a record). Eight bytes per step: a word
+/// has a byte equal to `t` iff `x = word ^ t*ONES` has a zero byte, and the lowest
+/// flagged byte of `(x - ONES) & !x & HIGH` is the first zero byte.
+fn ordinary_run(bytes: &[u8], quoted: bool) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has = |word: u64, t: u8| {
+        let x = word ^ (ONES * u64::from(t));
+        x.wrapping_sub(ONES) & !x & HIGH
+    };
+    let mut n = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let mut found = has(word, b'"') | has(word, b'\n');
+        if !quoted {
+            found |= has(word, b'\r');
+        }
+        if found != 0 {
+            return n + (found.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    let special = |b: u8| b == b'"' || b == b'\n' || (b == b'\r' && !quoted);
+    n + bytes[n..]
+        .iter()
+        .position(|&b| special(b))
+        .unwrap_or(bytes.len() - n)
 }
 
 #[cfg(test)]
@@ -245,6 +305,21 @@ mod tests {
         let mut sink = Vec::new();
         let _ = guard.read_to_end(&mut sink);
         guard
+    }
+
+    #[test]
+    fn ordinary_runs_end_at_the_first_quote_or_line_break() {
+        assert_eq!(ordinary_run(b"", false), 0);
+        assert_eq!(ordinary_run(b"abc", false), 3);
+        assert_eq!(ordinary_run(b"abcdefghij\rk", false), 10);
+        assert_eq!(ordinary_run(b"abcdefghij\rk\"", true), 12);
+        assert_eq!(ordinary_run(b"abcdefgh\"", false), 8);
+        assert_eq!(ordinary_run(b"\x01\x00\xFF\x80aaaaaaaaaaaa\n", true), 16);
+        for i in 0..20 {
+            let mut text = vec![b'x'; 20];
+            text[i] = b'\n';
+            assert_eq!(ordinary_run(&text, false), i);
+        }
     }
 
     #[test]
