@@ -173,20 +173,7 @@ pub async fn import_csv<R: Read + Send + 'static>(
 ) -> Result<ImportOutcome, ImportError> {
     let started = Instant::now();
     options.validate().map_err(ImportError::Options)?;
-    let (header_tx, header_rx) = oneshot::channel();
-    let (filled_tx, mut filled_rx) = mpsc::channel(IN_FLIGHT);
-    let (free_tx, free_rx) = mpsc::channel(POOL);
-    let (job_options, job_report) = (options.clone(), report_path.to_owned());
-    let parser = tokio::task::spawn_blocking(move || {
-        parse_file(
-            source,
-            &job_options,
-            &job_report,
-            header_tx,
-            filled_tx,
-            free_rx,
-        )
-    });
+    let (parser, (header_rx, mut filled_rx, free_tx)) = spawn_parser(source, options, report_path);
     let parsed = async { join(parser).await.map_err(|e| e.in_file(source_name)) };
 
     let Ok(columns) = header_rx.await else {
@@ -213,19 +200,14 @@ pub async fn import_csv<R: Read + Send + 'static>(
         loaded,
         rejected: parsed.rejected,
         total_rows: parsed.total,
-        columns: columns.clone(),
+        columns,
         report: parsed.report,
         accepted: parsed.accepted,
         elapsed: started.elapsed(),
     };
     match (pumped, parsed) {
         (Ok(()), Ok(parsed)) if parsed.accepted => {
-            let summary = ImportSummary {
-                source: source_name.to_owned(),
-                rows_loaded: i64::try_from(parsed.valid).unwrap_or(i64::MAX),
-                rows_rejected: i64::try_from(parsed.rejected).unwrap_or(i64::MAX),
-            };
-            writer.commit(&summary).await?;
+            writer.commit(&summary(source_name, &parsed)).await?;
             let loaded = parsed.valid;
             Ok(outcome(parsed, loaded))
         }
@@ -243,6 +225,48 @@ pub async fn import_csv<R: Read + Send + 'static>(
             Err(e)
         }
     }
+}
+
+fn summary(source_name: &str, parsed: &Parsed) -> ImportSummary {
+    ImportSummary {
+        source: source_name.to_owned(),
+        rows_loaded: i64::try_from(parsed.valid).unwrap_or(i64::MAX),
+        rows_rejected: i64::try_from(parsed.rejected).unwrap_or(i64::MAX),
+    }
+}
+
+/// The channels between the parse thread and the async side.
+type Channels = (
+    oneshot::Receiver<Vec<String>>,
+    mpsc::Receiver<Filled>,
+    mpsc::Sender<RecipientBatch>,
+);
+
+/// Starts the parse thread: it sends the columns once the header is read, then
+/// filled batches, and takes emptied ones back for reuse.
+fn spawn_parser<R: Read + Send + 'static>(
+    source: R,
+    options: &ImportOptions,
+    report_path: &Path,
+) -> (
+    tokio::task::JoinHandle<Result<Parsed, ImportError>>,
+    Channels,
+) {
+    let (header_tx, header_rx) = oneshot::channel();
+    let (filled_tx, filled_rx) = mpsc::channel(IN_FLIGHT);
+    let (free_tx, free_rx) = mpsc::channel(POOL);
+    let (options, report_path) = (options.clone(), report_path.to_owned());
+    let parser = tokio::task::spawn_blocking(move || {
+        parse_file(
+            source,
+            &options,
+            &report_path,
+            header_tx,
+            filled_tx,
+            free_rx,
+        )
+    });
+    (parser, (header_rx, filled_rx, free_tx))
 }
 
 /// Writes every filled batch to the store and hands it back for reuse, until the
