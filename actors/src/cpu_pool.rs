@@ -20,8 +20,8 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 /// A job and the queue slots it holds until a thread takes it.
 struct Queued {
     job: Job,
-    _global: OwnedSemaphorePermit,
-    _tenant: OwnedSemaphorePermit,
+    global: OwnedSemaphorePermit,
+    tenant: OwnedSemaphorePermit,
 }
 
 /// Handle to the pool; cheap to clone.
@@ -70,7 +70,9 @@ impl CpuPool {
                     .spawn(move || {
                         // Ends when every sender is gone (the pool was dropped).
                         while let Ok(queued) = receiver.recv() {
-                            let Queued { job, .. } = queued; // frees the queue slots
+                            let Queued { job, global, tenant } = queued;
+                            // Taken off the queue: free its slots before running.
+                            drop((global, tenant));
                             // A panicking job drops its reply (the caller gets
                             // PoolError); the thread lives on for the next job.
                             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
@@ -114,8 +116,8 @@ impl CpuPool {
         });
         let queued = Queued {
             job,
-            _global: global_permit,
-            _tenant: tenant_permit,
+            global: global_permit,
+            tenant: tenant_permit,
         };
         // The global permit guarantees a free slot, so this never blocks.
         self.inner.sender.try_send(queued).map_err(|_| PoolError)?;

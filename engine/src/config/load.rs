@@ -83,9 +83,44 @@ impl Config {
             return fail("store.postgres.connect_timeout", value, "must be above 0s");
         }
         self.validate_import()?;
+        self.validate_send()?;
         if self.log.level.trim().is_empty() {
             let value = format!("{:?}", self.log.level);
             return fail("log.level", value, r#"must name a level such as "info""#);
+        }
+        Ok(())
+    }
+
+    fn validate_send(&self) -> Result<(), ConfigError> {
+        let fail = |key, value: String, reason: String| Err(ConfigError::invalid(key, value, &reason));
+        let send = &self.send;
+        if let Err(reason) = send.tls.parse::<crate::smtp::TlsMode>() {
+            return fail("send.tls", format!("{:?}", send.tls), reason);
+        }
+        if !matches!(send.dns.as_str(), "system" | "disabled") {
+            let reason = r#"expected "system" or "disabled""#.to_owned();
+            return fail("send.dns", format!("{:?}", send.dns), reason);
+        }
+        let at_least_one = [
+            ("send.max_in_flight", send.max_in_flight),
+            ("send.batch_size", send.batch_size as usize),
+            ("send.queue_capacity", send.queue_capacity),
+            ("send.max_connections_per_domain", send.max_connections_per_domain as usize),
+            ("send.max_messages_per_connection", send.max_messages_per_connection as usize),
+            ("send.tracking_batch", send.tracking_batch),
+        ];
+        for (key, value) in at_least_one {
+            if value == 0 {
+                return fail(key, "0".into(), "must be at least 1".into());
+            }
+        }
+        if !(send.max_rate_per_domain >= 0.0) {
+            let value = format!("{:?}", send.max_rate_per_domain);
+            return fail("send.max_rate_per_domain", value, "must be 0 (none) or more".into());
+        }
+        let routes: Vec<_> = send.routes.iter().map(|r| r.to_route_config()).collect();
+        if let Err(err) = crate::delivery::RouteTable::from_config(&routes) {
+            return fail("send.routes", format!("{:?}", err.target), err.to_string());
         }
         Ok(())
     }

@@ -145,6 +145,16 @@ pub struct RouteEntry {
     pub tls: Option<String>,
 }
 
+impl RouteEntry {
+    pub fn to_route_config(&self) -> crate::delivery::RouteConfig {
+        crate::delivery::RouteConfig {
+            domain: self.domain.clone(),
+            target: self.target.clone(),
+            tls: self.tls.clone(),
+        }
+    }
+}
+
 /// One DKIM key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

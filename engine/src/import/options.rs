@@ -66,3 +66,16 @@ impl ImportOptions {
         Ok(())
     }
 }
+
+impl From<&crate::config::ImportConfig> for ImportOptions {
+    fn from(config: &crate::config::ImportConfig) -> Self {
+        Self {
+            email_column: config.email_column.clone(),
+            delimiter: config.delimiter.byte(),
+            max_invalid_share: config.max_invalid_share,
+            max_field_size: usize::try_from(config.max_field_size.bytes()).unwrap_or(usize::MAX),
+            max_columns: config.max_columns,
+            batch_rows: config.batch_rows,
+        }
+    }
+}

@@ -28,6 +28,19 @@ pub enum TlsMode {
     Required,
 }
 
+impl std::str::FromStr for TlsMode {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value {
+            "disabled" => Ok(TlsMode::Disabled),
+            "opportunistic" => Ok(TlsMode::Opportunistic),
+            "required" => Ok(TlsMode::Required),
+            _ => Err(r#"expected "disabled", "opportunistic" or "required""#.to_owned()),
+        }
+    }
+}
+
 /// Per-phase time limits, defaults from RFC 5321 section 4.5.3.2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {

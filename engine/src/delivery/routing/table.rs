@@ -191,12 +191,11 @@ fn parse_target(target: &str) -> Result<(String, u16), &'static str> {
 }
 
 fn parse_tls(value: &str) -> Result<TlsMode, &'static str> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "disabled" => Ok(TlsMode::Disabled),
-        "opportunistic" => Ok(TlsMode::Opportunistic),
-        "required" => Ok(TlsMode::Required),
-        _ => Err("tls must be \"disabled\", \"opportunistic\" or \"required\""),
-    }
+    value
+        .trim()
+        .to_ascii_lowercase()
+        .parse()
+        .map_err(|_| "tls must be \"disabled\", \"opportunistic\" or \"required\"")
 }
 
 /// Characters of an ASCII (A-label) domain name; `_` appears in real host
