@@ -4,11 +4,19 @@
 //! the test is skipped (the factory says so loudly). The harness type must implement
 //! `AsRef<dyn Store>` and clean up after itself on drop (temporary directory, test
 //! database).
+//!
+//! Split by concept: tenants, imports and reads here; campaign life in `campaigns`;
+//! due recipients and outcomes in `delivery`.
 
-use chrono::{Duration, TimeZone, Utc};
+mod campaigns;
+mod delivery;
+
+pub use campaigns::*;
+pub use delivery::*;
+
+use chrono::{TimeZone, Utc};
 use engine::model::{
-    CampaignId, CampaignName, EmailAddress, RecipientId, RecipientState, StateCode, TenantId,
-    TenantName,
+    CampaignId, CampaignName, EmailAddress, RecipientId, RecipientState, TenantId, TenantName,
 };
 use engine::store::{CampaignStatus, ImportSummary, Outcome, RecipientBatch, Store, StoreError};
 
@@ -27,10 +35,17 @@ macro_rules! conformance_tests {
             only_draft_campaigns_can_be_imported,
             values_round_trip_exactly,
             due_recipients_page_in_id_order_and_skip_deferred_not_yet_due,
+            due_recipients_carry_attempts_and_the_first_attempt_time,
             outcomes_move_state_counters_and_events,
             disallowed_transitions_and_unknown_ids_are_ignored,
             recipients_are_found_by_address,
             status_changes_are_kept,
+            disallowed_status_changes_are_refused,
+            a_campaign_never_imported_cannot_be_launched,
+            a_paused_campaign_whose_data_was_dropped_cannot_resume,
+            launched_at_is_set_by_the_first_launch_only,
+            a_definition_round_trips_and_is_refused_while_running,
+            a_definition_of_an_unknown_or_another_tenants_campaign_is_refused,
             dropping_campaign_data_removes_recipients_and_keeps_counters,
             migrate_twice_applies_nothing_the_second_time,
         );
@@ -478,161 +493,6 @@ pub async fn values_round_trip_exactly(store: &dyn Store) {
     );
 }
 
-pub async fn due_recipients_page_in_id_order_and_skip_deferred_not_yet_due(store: &dyn Store) {
-    let (tenant, campaign) = imported_campaign(store, "acme", 2500).await;
-    let now = Utc
-        .with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
-        .single()
-        .expect("time");
-    let later = RecipientState::Deferred {
-        until: now + Duration::hours(1),
-    };
-    let earlier = RecipientState::Deferred {
-        until: now - Duration::minutes(1),
-    };
-    let outcomes = [
-        outcome(2, RecipientState::Delivered, "250"),
-        outcome(3, later, "451 later"),
-        outcome(4, earlier, "451 due"),
-    ];
-    store
-        .record_outcomes(tenant, campaign, &outcomes)
-        .await
-        .expect("record");
-
-    let mut seen = Vec::new();
-    let mut after = RecipientId(0);
-    loop {
-        let batch = store
-            .due_recipients(tenant, campaign, after, now, 1000)
-            .await
-            .expect("due");
-        if batch.is_empty() {
-            break;
-        }
-        assert!(batch.len() <= 1000);
-        after = batch.row(batch.len() - 1).id();
-        seen.extend(batch.rows().map(|r| r.id().0));
-    }
-    let expected: Vec<i64> = (1..=2500).filter(|i| *i != 2 && *i != 3).collect();
-    assert_eq!(seen, expected);
-
-    let first = store
-        .due_recipients(tenant, campaign, RecipientId(0), now, 1)
-        .await
-        .expect("due");
-    let row = first.row(0);
-    assert_eq!(
-        (row.email(), row.values().collect::<Vec<_>>()),
-        ("r1@d1.example", vec!["first1", "city1"])
-    );
-}
-
-pub async fn outcomes_move_state_counters_and_events(store: &dyn Store) {
-    let (tenant, campaign) = imported_campaign(store, "acme", 10).await;
-    let until = Utc
-        .with_ymd_and_hms(2026, 11, 2, 0, 0, 0)
-        .single()
-        .expect("time");
-    let report = store
-        .record_outcomes(
-            tenant,
-            campaign,
-            &[
-                outcome(1, RecipientState::Delivered, "250 2.0.0 ok"),
-                outcome(2, RecipientState::Deferred { until }, "451 4.7.1 try later"),
-                outcome(3, RecipientState::Bounced, "550 5.1.1 no such user"),
-                outcome(4, RecipientState::Failed, "gave up after 3 days"),
-                Outcome {
-                    attempted: false,
-                    ..outcome(5, RecipientState::Suppressed, "unsubscribed")
-                },
-            ],
-        )
-        .await
-        .expect("record");
-    assert_eq!((report.applied, report.ignored), (5, 0));
-    store
-        .record_outcomes(
-            tenant,
-            campaign,
-            &[outcome(2, RecipientState::Delivered, "250 retried")],
-        )
-        .await
-        .expect("record");
-
-    let c = store.counters(tenant, campaign).await.expect("counters");
-    assert_eq!(
-        (
-            c.pending,
-            c.deferred,
-            c.delivered,
-            c.bounced,
-            c.failed,
-            c.suppressed
-        ),
-        (5, 0, 2, 1, 1, 1)
-    );
-    let rows = store
-        .recipients(tenant, campaign, RecipientId(0), 10)
-        .await
-        .expect("rows");
-    assert_eq!(rows[1].state, RecipientState::Delivered);
-    assert_eq!(rows[1].attempts, 2);
-    assert_eq!(rows[1].last_reply.as_deref(), Some("250 retried"));
-    assert_eq!(rows[2].state, RecipientState::Bounced);
-    assert_eq!(rows[4].attempts, 0, "suppression is not an attempt");
-
-    let events = store
-        .events(tenant, campaign, RecipientId(2))
-        .await
-        .expect("events");
-    let kinds: Vec<_> = events
-        .iter()
-        .map(|e| (e.kind, e.detail.as_deref()))
-        .collect();
-    assert_eq!(
-        kinds,
-        [
-            (StateCode::Deferred, Some("451 4.7.1 try later")),
-            (StateCode::Delivered, Some("250 retried")),
-        ]
-    );
-}
-
-pub async fn disallowed_transitions_and_unknown_ids_are_ignored(store: &dyn Store) {
-    let (tenant, campaign) = imported_campaign(store, "acme", 3).await;
-    store
-        .record_outcomes(
-            tenant,
-            campaign,
-            &[outcome(1, RecipientState::Delivered, "250")],
-        )
-        .await
-        .expect("record");
-    let report = store
-        .record_outcomes(
-            tenant,
-            campaign,
-            &[
-                outcome(1, RecipientState::Bounced, "replayed after a restart"),
-                outcome(99, RecipientState::Delivered, "unknown id"),
-                outcome(2, RecipientState::Pending, "pending to pending"),
-                outcome(3, RecipientState::Delivered, "250"),
-            ],
-        )
-        .await
-        .expect("record");
-    assert_eq!((report.applied, report.ignored), (1, 3));
-    let c = store.counters(tenant, campaign).await.expect("counters");
-    assert_eq!((c.pending, c.delivered, c.bounced), (1, 2, 0));
-    let first = store
-        .events(tenant, campaign, RecipientId(1))
-        .await
-        .expect("events");
-    assert_eq!(first.len(), 1, "an ignored outcome writes no event");
-}
-
 pub async fn recipients_are_found_by_address(store: &dyn Store) {
     let (tenant, campaign) = imported_campaign(store, "acme", 10).await;
     let email = EmailAddress::parse("r7@D1.example").expect("valid");
@@ -651,26 +511,6 @@ pub async fn recipients_are_found_by_address(store: &dyn Store) {
             .expect("lookup"),
         None
     );
-}
-
-pub async fn status_changes_are_kept(store: &dyn Store) {
-    let (tenant, campaign) = imported_campaign(store, "acme", 1).await;
-    for status in [
-        CampaignStatus::Running,
-        CampaignStatus::Paused,
-        CampaignStatus::Cancelled,
-    ] {
-        store
-            .set_campaign_status(tenant, campaign, status)
-            .await
-            .expect("set");
-        let c = store
-            .campaign(tenant, campaign)
-            .await
-            .expect("lookup")
-            .expect("exists");
-        assert_eq!(c.status, status);
-    }
 }
 
 pub async fn dropping_campaign_data_removes_recipients_and_keeps_counters(store: &dyn Store) {

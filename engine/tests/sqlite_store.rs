@@ -150,6 +150,46 @@ async fn migrate_reports_what_it_applied_and_tenant_files_are_migrated_on_creati
 }
 
 #[tokio::test]
+async fn the_send_pipeline_migration_upgrades_existing_tenants_and_their_imports() {
+    let dir = TempDir::new().unwrap();
+    let (tenant, campaign) = {
+        let store = open(dir.path());
+        store.migrate().await.unwrap();
+        seeded(&store, 3, "r").await
+    };
+    // Back to how a tenant imported before the migration looked.
+    let conn = rusqlite::Connection::open(dir.path().join(format!("tenants/{tenant}.db"))).unwrap();
+    conn.execute_batch(&format!(
+        "ALTER TABLE campaigns DROP COLUMN definition;
+         ALTER TABLE campaigns DROP COLUMN launched_at;
+         ALTER TABLE c{campaign}_recipients DROP COLUMN first_attempt_at;
+         DELETE FROM schema_migrations WHERE name = '0002_send_pipeline';"
+    ))
+    .unwrap();
+    drop(conn);
+
+    let store = open(dir.path());
+    let applied = store.migrate().await.unwrap();
+
+    assert_eq!(applied, [format!("tenant/{tenant}/0002_send_pipeline")]);
+    assert!(store.migrate().await.unwrap().is_empty());
+    let at = delivered(1).at;
+    let deferred = Outcome {
+        state: RecipientState::Deferred { until: at },
+        ..delivered(1)
+    };
+    store
+        .record_outcomes(tenant, campaign, &[deferred])
+        .await
+        .unwrap();
+    let due = store
+        .due_recipients(tenant, campaign, RecipientId(0), at, 10)
+        .await
+        .unwrap();
+    assert_eq!(due.row(0).first_attempt(), Some(at));
+}
+
+#[tokio::test]
 async fn an_unknown_tenant_is_refused_and_gets_no_file() {
     let Harness { store, dir } = harness().await.unwrap();
     let result = store.campaigns(TenantId(42)).await;
@@ -322,22 +362,14 @@ async fn one_batch_may_move_a_recipient_twice() {
 
 #[tokio::test]
 async fn an_import_cannot_commit_into_a_campaign_launched_meanwhile() {
+    // A first import, so that the campaign can be launched while the second loads.
     let Harness { store, dir } = harness().await.unwrap();
-    let tenant = store
-        .create_tenant(&TenantName::parse("acme").unwrap())
-        .await
-        .unwrap()
-        .id;
-    let campaign = store
-        .create_campaign(tenant, &CampaignName::parse("spring").unwrap())
-        .await
-        .unwrap()
-        .id;
+    let (tenant, campaign) = seeded(&store, 5, "old").await;
     let mut writer = store
         .begin_import(tenant, campaign, &["name".into()])
         .await
         .unwrap();
-    writer.write(&batch(1, 10, "r")).await.unwrap();
+    writer.write(&batch(1, 10, "new")).await.unwrap();
     store
         .set_campaign_status(tenant, campaign, engine::store::CampaignStatus::Running)
         .await
@@ -347,10 +379,23 @@ async fn an_import_cannot_commit_into_a_campaign_launched_meanwhile() {
         matches!(result, Err(StoreError::WrongStatus { .. })),
         "{result:?}"
     );
-    store.campaigns(tenant).await.unwrap();
+    let rows = store
+        .recipients(tenant, campaign, RecipientId(0), 100)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 5);
+    assert!(rows[0].email.as_str().starts_with("old"));
+    let events = format!("c{campaign}_events");
+    let recipients = format!("c{campaign}_recipients");
     assert_eq!(
         tables(dir.path(), tenant),
-        ["campaigns", "imports", "schema_migrations"]
+        [
+            events.as_str(),
+            recipients.as_str(),
+            "campaigns",
+            "imports",
+            "schema_migrations"
+        ]
     );
 }
 

@@ -66,6 +66,58 @@ impl CampaignStatus {
             _ => return None,
         })
     }
+
+    /// Checks a status change of a campaign currently in `self`. `Ok(false)` means
+    /// the campaign already has `next` (a repeated request, e.g. a retried HTTP
+    /// call, is not an error); `Ok(true)` means the change is allowed. Launching or
+    /// resuming needs recipients to send to, so `Running` requires an import.
+    pub fn check_change(
+        self,
+        next: CampaignStatus,
+        imported: bool,
+        campaign: CampaignId,
+    ) -> Result<bool, StoreError> {
+        use CampaignStatus::*;
+        if self == next {
+            return Ok(false);
+        }
+        let allowed = matches!(
+            (self, next),
+            (Draft | Paused, Running)
+                | (Running, Paused)
+                | (Draft | Running | Paused, Cancelled)
+                | (Running, Completed)
+        );
+        if !allowed {
+            return Err(StoreError::WrongStatus {
+                campaign,
+                status: self.as_str(),
+                action: next.become_action(),
+            });
+        }
+        if next == Running && !imported {
+            return Err(StoreError::NotImported(campaign));
+        }
+        Ok(true)
+    }
+
+    /// The `action` of a refused change to this status (`WrongStatus` wants a
+    /// `&'static str`, hence one literal per status).
+    fn become_action(self) -> &'static str {
+        match self {
+            CampaignStatus::Draft => "become draft",
+            CampaignStatus::Running => "become running",
+            CampaignStatus::Paused => "become paused",
+            CampaignStatus::Cancelled => "become cancelled",
+            CampaignStatus::Completed => "become completed",
+        }
+    }
+
+    /// Whether the campaign's definition may change: not while messages built from
+    /// it are going out, nor once the campaign is over.
+    pub fn definition_editable(self) -> bool {
+        matches!(self, CampaignStatus::Draft | CampaignStatus::Paused)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,6 +131,11 @@ pub struct Campaign {
     /// Whether an import has created the campaign's tables.
     pub imported: bool,
     pub created_at: DateTime<Utc>,
+    /// The campaign's sender, subject and templates as JSON text. The store keeps it
+    /// byte for byte and never parses it, so the send pipeline owns its format.
+    pub definition: Option<String>,
+    /// When the campaign first became `Running`; resuming after a pause keeps it.
+    pub launched_at: Option<DateTime<Utc>>,
 }
 
 /// Per-campaign counts, kept up to date as recipients change state so that reading
@@ -131,6 +188,8 @@ pub struct Recipient {
     pub state: RecipientState,
     /// Delivery attempts made so far.
     pub attempts: i32,
+    /// When the first attempt was made; the retry age limit counts from here.
+    pub first_attempt: Option<DateTime<Utc>>,
     /// The last SMTP reply or reason, if any.
     pub last_reply: Option<String>,
 }
@@ -208,11 +267,21 @@ pub trait Store: Send + Sync + 'static {
         name: &CampaignName,
     ) -> StoreResult<Option<Campaign>>;
     async fn campaigns(&self, tenant: TenantId) -> StoreResult<Vec<Campaign>>;
+    /// Moves the campaign to `status` if `CampaignStatus::check_change` allows it;
+    /// the first move to `Running` also sets `launched_at`.
     async fn set_campaign_status(
         &self,
         tenant: TenantId,
         id: CampaignId,
         status: CampaignStatus,
+    ) -> StoreResult<()>;
+    /// Replaces the campaign's definition (opaque JSON text); only while the
+    /// campaign is `Draft` or `Paused`.
+    async fn set_campaign_definition(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+        definition: &str,
     ) -> StoreResult<()>;
 
     /// Starts an import of rows with these personalization `columns`. Only a draft
@@ -233,7 +302,8 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<Recipient>>;
     /// Recipients due for an attempt at `now` (pending, or deferred until `now` or
-    /// earlier) with `id > after`, in id order, as a batch, at most `limit`.
+    /// earlier) with `id > after`, in id order, as a batch, at most `limit`. Each row
+    /// carries its attempts and first attempt time, for the retry limits.
     async fn due_recipients(
         &self,
         tenant: TenantId,
@@ -256,7 +326,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Event>>;
 
     /// Applies a batch of outcomes in one transaction (group commit): each allowed
-    /// transition updates the row, appends an event and moves the counters.
+    /// transition updates the row, appends an event and moves the counters. The
+    /// first attempted outcome of a recipient sets its first attempt time.
     async fn record_outcomes(
         &self,
         tenant: TenantId,

@@ -103,6 +103,44 @@ async fn migrations_apply_once_even_when_two_processes_race() {
 }
 
 #[tokio::test]
+async fn the_send_pipeline_migration_upgrades_existing_tenants_and_their_imports() {
+    let Some((db, store)) = store(2).await else {
+        return;
+    };
+    let (tenant, campaign) = tenant_and_campaign(&store, "acme").await;
+    import(&store, tenant, campaign, 3, "r").await;
+    // Back to how a tenant imported before the migration looked.
+    let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let connection = tokio::spawn(connection);
+    let downgrade = format!(
+        "ALTER TABLE t_{tenant}.campaigns DROP COLUMN definition, DROP COLUMN launched_at;
+         ALTER TABLE t_{tenant}.c{campaign}_recipients DROP COLUMN first_attempt_at;
+         DELETE FROM t_{tenant}.schema_migrations WHERE version = 2;"
+    );
+    client.batch_execute(&downgrade).await.expect("downgrade");
+    drop(client);
+    connection.await.expect("join").expect("connection");
+
+    let applied = store.migrate().await.expect("migrate");
+
+    assert_eq!(applied, [format!("t_{tenant}/tenant_0002_send_pipeline")]);
+    assert!(store.migrate().await.expect("again").is_empty());
+    let until = at(60);
+    let deferred = outcome(1, RecipientState::Deferred { until }, 0);
+    store
+        .record_outcomes(tenant, campaign, &[deferred])
+        .await
+        .expect("record");
+    let due = store
+        .due_recipients(tenant, campaign, RecipientId(0), until, 10)
+        .await
+        .expect("due");
+    assert_eq!(due.row(0).first_attempt(), Some(at(0)));
+}
+
+#[tokio::test]
 async fn tenants_and_campaigns_are_created_found_and_unique() {
     let Some((_db, store)) = store(2).await else {
         return;
@@ -160,13 +198,14 @@ async fn tenants_and_campaigns_are_created_found_and_unique() {
             .expect("by name"),
         Some(spring.clone())
     );
+    // Cancelled, not Running: launching needs an import (see the conformance suite).
     store
-        .set_campaign_status(acme.id, spring.id, CampaignStatus::Running)
+        .set_campaign_status(acme.id, spring.id, CampaignStatus::Cancelled)
         .await
         .expect("status");
     let campaigns = store.campaigns(acme.id).await.expect("campaigns");
     assert_eq!(campaigns.len(), 1);
-    assert_eq!(campaigns[0].status, CampaignStatus::Running);
+    assert_eq!(campaigns[0].status, CampaignStatus::Cancelled);
 
     let err = store.campaigns(TenantId(999)).await.expect_err("must fail");
     assert!(

@@ -6,7 +6,8 @@ use super::{migrate, sql};
 use crate::model::{CampaignId, CampaignName, TenantId, TenantName};
 use crate::store::{Campaign, CampaignCounters, CampaignStatus, StoreError, StoreResult, Tenant};
 
-const CAMPAIGN_COLUMNS: &str = "id, name, status, columns, imported, created_at";
+const CAMPAIGN_COLUMNS: &str =
+    "id, name, status, columns, imported, created_at, definition, launched_at";
 const COUNTER_COLUMNS: &str = "pending, deferred, delivered, bounced, failed, suppressed";
 
 fn tenant_row(row: &Row) -> StoreResult<Tenant> {
@@ -30,6 +31,8 @@ fn campaign_row(tenant: TenantId, row: &Row) -> StoreResult<Campaign> {
         columns: row.get(3),
         imported: row.get(4),
         created_at: row.get(5),
+        definition: row.get(6),
+        launched_at: row.get(7),
     })
 }
 
@@ -157,27 +160,56 @@ pub(crate) async fn campaigns(client: &Client, tenant: TenantId) -> StoreResult<
     rows.iter().map(|row| campaign_row(tenant, row)).collect()
 }
 
+/// Checks the change against the locked row, so two concurrent changes (a pause
+/// from the API, a completion from the dispatcher) are judged one after the other.
 pub(crate) async fn set_campaign_status(
-    client: &Client,
+    client: &mut Client,
     tenant: TenantId,
     id: CampaignId,
     status: CampaignStatus,
 ) -> StoreResult<()> {
+    let tx = client.transaction().await.map_err(sql::db_error)?;
+    let (current, imported) = lock_campaign(&tx, tenant, id).await?;
+    if !current.check_change(status, imported, id)? {
+        return Ok(());
+    }
+    // `launched_at` keeps the first launch: resuming a paused campaign is not one.
     let query = format!(
-        "UPDATE {}.campaigns SET status = $2 WHERE id = $1",
+        "UPDATE {}.campaigns SET status = $2,
+             launched_at = CASE WHEN $2 = 'running' THEN coalesce(launched_at, now())
+                                ELSE launched_at END
+         WHERE id = $1",
         sql::schema(tenant)
     );
-    let updated = client
-        .execute(&query, &[&id.0, &status.as_str()])
+    tx.execute(&query, &[&id.0, &status.as_str()])
         .await
-        .map_err(tenant_error(tenant))?;
-    match updated {
-        0 => Err(StoreError::UnknownCampaign {
-            tenant,
+        .map_err(sql::db_error)?;
+    tx.commit().await.map_err(sql::db_error)
+}
+
+pub(crate) async fn set_campaign_definition(
+    client: &mut Client,
+    tenant: TenantId,
+    id: CampaignId,
+    definition: &str,
+) -> StoreResult<()> {
+    let tx = client.transaction().await.map_err(sql::db_error)?;
+    let (status, _) = lock_campaign(&tx, tenant, id).await?;
+    if !status.definition_editable() {
+        return Err(StoreError::WrongStatus {
             campaign: id,
-        }),
-        _ => Ok(()),
+            status: status.as_str(),
+            action: "change its definition",
+        });
     }
+    let query = format!(
+        "UPDATE {}.campaigns SET definition = $2 WHERE id = $1",
+        sql::schema(tenant)
+    );
+    tx.execute(&query, &[&id.0, &definition])
+        .await
+        .map_err(sql::db_error)?;
+    tx.commit().await.map_err(sql::db_error)
 }
 
 pub(crate) async fn counters(

@@ -92,7 +92,8 @@ impl PgImportWriter {
              CREATE TABLE {staging} (
                  id bigint NOT NULL, email text NOT NULL, {values}
                  state smallint NOT NULL DEFAULT 0, until timestamptz,
-                 attempts int NOT NULL DEFAULT 0, last_reply text, updated_at timestamptz
+                 attempts int NOT NULL DEFAULT 0, first_attempt_at timestamptz,
+                 last_reply text, updated_at timestamptz
              )"
         );
         conn.batch_execute(&ddl).await.map_err(sql::db_error)?;

@@ -20,11 +20,18 @@ const GLOBAL: &[Migration] = &[Migration {
 }];
 
 /// Tenant migrations; `{{schema}}` stands for the tenant's schema.
-const TENANT: &[Migration] = &[Migration {
-    version: 1,
-    name: "tenant_0001_campaigns",
-    sql: include_str!("migrations/tenant_0001_campaigns.sql"),
-}];
+const TENANT: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tenant_0001_campaigns",
+        sql: include_str!("migrations/tenant_0001_campaigns.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "tenant_0002_send_pipeline",
+        sql: include_str!("migrations/tenant_0002_send_pipeline.sql"),
+    },
+];
 
 /// Serializes migrations (exclusive) against each other and against tenant creation
 /// (shared): the key is arbitrary but fixed ("bRoadSde").

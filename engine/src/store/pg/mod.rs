@@ -124,7 +124,18 @@ impl Store for PgStore {
         id: CampaignId,
         status: CampaignStatus,
     ) -> StoreResult<()> {
-        catalog::set_campaign_status(&*self.conn().await?, tenant, id, status).await
+        let mut conn = self.conn().await?;
+        catalog::set_campaign_status(&mut conn, tenant, id, status).await
+    }
+
+    async fn set_campaign_definition(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+        definition: &str,
+    ) -> StoreResult<()> {
+        let mut conn = self.conn().await?;
+        catalog::set_campaign_definition(&mut conn, tenant, id, definition).await
     }
 
     async fn begin_import(

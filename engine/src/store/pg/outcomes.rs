@@ -19,6 +19,8 @@ struct RowChange<'a> {
     state: StateCode,
     until: Option<DateTime<Utc>>,
     attempts: i32,
+    /// As locked, then set by the first attempted outcome if still empty.
+    first_attempt: Option<DateTime<Utc>>,
     reply: Option<&'a str>,
     at: Option<DateTime<Utc>>,
 }
@@ -30,6 +32,7 @@ struct Writes<'a> {
     states: Vec<i16>,
     untils: Vec<Option<DateTime<Utc>>>,
     attempts: Vec<i32>,
+    first_attempts: Vec<Option<DateTime<Utc>>>,
     replies: Vec<Option<&'a str>>,
     ats: Vec<DateTime<Utc>>,
     event_ids: Vec<i64>,
@@ -77,7 +80,7 @@ async fn lock_rows<'a>(
     ids.sort_unstable();
     ids.dedup();
     let statement = format!(
-        "SELECT id, state, until FROM {} WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        "SELECT id, state, until, first_attempt_at FROM {} WHERE id = ANY($1) ORDER BY id FOR UPDATE",
         sql::recipients(tenant, campaign)
     );
     let rows = tx
@@ -91,6 +94,7 @@ async fn lock_rows<'a>(
             state,
             until: row.get(2),
             attempts: 0,
+            first_attempt: row.get(3),
             reply: None,
             at: None,
         };
@@ -122,6 +126,9 @@ fn apply<'a>(
         row.state = next;
         row.until = outcome.state.until();
         row.attempts += i32::from(outcome.attempted);
+        if outcome.attempted {
+            row.first_attempt = row.first_attempt.or(Some(outcome.at));
+        }
         row.reply = outcome.detail.as_deref().or(row.reply);
         row.at = Some(outcome.at);
         writes.event_ids.push(id);
@@ -136,6 +143,7 @@ fn apply<'a>(
         writes.states.push(row.state.as_i16());
         writes.untils.push(row.until);
         writes.attempts.push(row.attempts);
+        writes.first_attempts.push(row.first_attempt);
         writes.replies.push(row.reply);
         writes.ats.push(at);
     }
@@ -152,27 +160,30 @@ async fn write(
         "WITH u AS (
              UPDATE {recipients} AS r SET state = u.state, until = u.until,
                  attempts = r.attempts + u.attempts,
+                 first_attempt_at = coalesce(r.first_attempt_at, u.first_attempt),
                  last_reply = coalesce(u.reply, r.last_reply), updated_at = u.at
-             FROM unnest($1, $2, $3, $4, $5, $6) AS u(id, state, until, attempts, reply, at)
+             FROM unnest($1, $2, $3, $4, $5, $6, $7)
+                 AS u(id, state, until, attempts, first_attempt, reply, at)
              WHERE r.id = u.id
          ), e AS (
              INSERT INTO {events} (recipient_id, kind, detail, at)
-             SELECT * FROM unnest($7, $8, $9, $10)
+             SELECT * FROM unnest($8, $9, $10, $11)
          )
-         UPDATE {schema}.campaigns SET pending = pending + $11, deferred = deferred + $12,
-             delivered = delivered + $13, bounced = bounced + $14, failed = failed + $15,
-             suppressed = suppressed + $16
-         WHERE id = $17",
+         UPDATE {schema}.campaigns SET pending = pending + $12, deferred = deferred + $13,
+             delivered = delivered + $14, bounced = bounced + $15, failed = failed + $16,
+             suppressed = suppressed + $17
+         WHERE id = $18",
         recipients = sql::recipients(tenant, campaign),
         events = sql::events(tenant, campaign),
         schema = sql::schema(tenant),
     );
     let d = &w.deltas;
-    let params: [(&(dyn ToSql + Sync), Type); 17] = [
+    let params: [(&(dyn ToSql + Sync), Type); 18] = [
         (&w.ids, Type::INT8_ARRAY),
         (&w.states, Type::INT2_ARRAY),
         (&w.untils, Type::TIMESTAMPTZ_ARRAY),
         (&w.attempts, Type::INT4_ARRAY),
+        (&w.first_attempts, Type::TIMESTAMPTZ_ARRAY),
         (&w.replies, Type::TEXT_ARRAY),
         (&w.ats, Type::TIMESTAMPTZ_ARRAY),
         (&w.event_ids, Type::INT8_ARRAY),

@@ -17,6 +17,7 @@ struct Layout {
     state: usize,
     until: usize,
     attempts: usize,
+    first_attempt: usize,
     last_reply: usize,
     /// `v1..vN`, in that order.
     values: Vec<usize>,
@@ -45,6 +46,7 @@ impl Layout {
             state: find("state")?,
             until: find("until")?,
             attempts: find("attempts")?,
+            first_attempt: find("first_attempt_at")?,
             last_reply: find("last_reply")?,
             values: values.into_iter().map(|(_, index)| index).collect(),
         })
@@ -62,6 +64,7 @@ impl Layout {
             values: self.values.iter().map(|&i| row.get(i)).collect(),
             state: RecipientState::from_parts(code, row.get(self.until)),
             attempts: row.get(self.attempts),
+            first_attempt: row.get(self.first_attempt),
             last_reply: row.get(self.last_reply),
         })
     }
@@ -139,7 +142,12 @@ pub(crate) async fn due_recipients(
     for row in &rows {
         let email: &str = row.get(layout.email);
         let values = layout.values.iter().map(|&i| row.get::<_, &str>(i));
-        batch.push(RecipientId(row.get(layout.id)), email, values);
+        let attempts: i32 = row.get(layout.attempts);
+        let attempts = u32::try_from(attempts)
+            .map_err(|_| StoreError::Corrupt(format!("negative attempts {attempts}")))?;
+        let first_attempt = row.get(layout.first_attempt);
+        let id = RecipientId(row.get(layout.id));
+        batch.push_due(id, email, values, attempts, first_attempt);
     }
     Ok(batch)
 }

@@ -1,9 +1,10 @@
 //! Tenants (global database) and campaigns (tenant files): the catalog rows, as
 //! synchronous functions that run on a `Worker`'s connection.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::convert::{db_error, is_unique_violation, ms_at, now_ms, to_ms};
+use super::convert::{db_error, from_ms, is_unique_violation, ms_at, now_ms, to_ms};
 use crate::model::{CampaignId, CampaignName, TenantId, TenantName};
 use crate::store::{Campaign, CampaignCounters, CampaignStatus, StoreError, StoreResult, Tenant};
 
@@ -29,13 +30,11 @@ pub(super) fn insert_tenant(conn: &Connection, name: &TenantName) -> StoreResult
 
 const TENANT_COLUMNS: &str = "SELECT id, name, created_at FROM tenants";
 
-fn tenant_row(row: &Row<'_>) -> rusqlite::Result<(i64, String, chrono::DateTime<chrono::Utc>)> {
+fn tenant_row(row: &Row<'_>) -> rusqlite::Result<(i64, String, DateTime<Utc>)> {
     Ok((row.get(0)?, row.get(1)?, ms_at(row, 2)?))
 }
 
-fn into_tenant(
-    (id, name, created_at): (i64, String, chrono::DateTime<chrono::Utc>),
-) -> StoreResult<Tenant> {
+fn into_tenant((id, name, created_at): (i64, String, DateTime<Utc>)) -> StoreResult<Tenant> {
     Ok(Tenant {
         id: TenantId(id),
         name: TenantName::parse(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -111,44 +110,56 @@ pub(super) fn insert_campaign(
         columns: Vec::new(),
         imported: false,
         created_at,
+        definition: None,
+        launched_at: None,
     })
 }
 
-const CAMPAIGN_COLUMNS: &str =
-    "SELECT id, name, status, columns, imported, created_at FROM campaigns";
+const CAMPAIGN_COLUMNS: &str = "SELECT id, name, status, columns, imported, created_at,
+         definition, launched_at FROM campaigns";
 
 /// A campaign row as stored, before validation.
-type CampaignRow = (
-    i64,
-    String,
-    String,
-    String,
-    bool,
-    chrono::DateTime<chrono::Utc>,
-);
+struct CampaignRow {
+    id: i64,
+    name: String,
+    status: String,
+    columns: String,
+    imported: bool,
+    created_at: DateTime<Utc>,
+    definition: Option<String>,
+    launched_at: Option<i64>,
+}
 
 fn campaign_row(row: &Row<'_>) -> rusqlite::Result<CampaignRow> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        ms_at(row, 5)?,
-    ))
+    Ok(CampaignRow {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        status: row.get(2)?,
+        columns: row.get(3)?,
+        imported: row.get(4)?,
+        created_at: ms_at(row, 5)?,
+        definition: row.get(6)?,
+        launched_at: row.get(7)?,
+    })
 }
 
 fn into_campaign(tenant: TenantId, row: CampaignRow) -> StoreResult<Campaign> {
-    let (id, name, status, columns, imported, created_at) = row;
+    let id = row.id;
     let corrupt = |what: &str| StoreError::Corrupt(format!("campaign {id}: bad {what}"));
+    let launched_at = match row.launched_at {
+        Some(ms) => Some(from_ms(ms).ok_or_else(|| corrupt("launch time"))?),
+        None => None,
+    };
     Ok(Campaign {
         id: CampaignId(id),
         tenant,
-        name: CampaignName::parse(&name).map_err(|_| corrupt("name"))?,
-        status: CampaignStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
-        columns: serde_json::from_str(&columns).map_err(|_| corrupt("columns"))?,
-        imported,
-        created_at,
+        name: CampaignName::parse(&row.name).map_err(|_| corrupt("name"))?,
+        status: CampaignStatus::parse(&row.status).ok_or_else(|| corrupt("status"))?,
+        columns: serde_json::from_str(&row.columns).map_err(|_| corrupt("columns"))?,
+        imported: row.imported,
+        created_at: row.created_at,
+        definition: row.definition,
+        launched_at,
     })
 }
 
@@ -216,25 +227,57 @@ pub(super) fn campaigns(conn: &Connection, tenant: TenantId) -> StoreResult<Vec<
         .collect()
 }
 
+/// Checks and changes the status in one immediate transaction, so a concurrent
+/// change from another process is judged after this one, not against stale data.
 pub(super) fn set_status(
-    conn: &Connection,
+    conn: &mut Connection,
     tenant: TenantId,
     id: CampaignId,
     status: CampaignStatus,
 ) -> StoreResult<()> {
-    let changed = conn
-        .execute(
-            "UPDATE campaigns SET status = ?2 WHERE id = ?1",
-            params![id.0, status.as_str()],
-        )
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_error)?;
-    match changed {
-        0 => Err(StoreError::UnknownCampaign {
-            tenant,
-            campaign: id,
-        }),
-        _ => Ok(()),
+    let current = existing_campaign(&tx, tenant, id)?;
+    if !current.status.check_change(status, current.imported, id)? {
+        return Ok(());
     }
+    // `launched_at` keeps the first launch: resuming a paused campaign is not one.
+    let launched_at = match status {
+        CampaignStatus::Running => current.launched_at.or_else(|| Some(now_ms())),
+        _ => current.launched_at,
+    };
+    tx.execute(
+        "UPDATE campaigns SET status = ?2, launched_at = ?3 WHERE id = ?1",
+        params![id.0, status.as_str(), launched_at.map(to_ms)],
+    )
+    .map_err(db_error)?;
+    tx.commit().map_err(db_error)
+}
+
+pub(super) fn set_definition(
+    conn: &mut Connection,
+    tenant: TenantId,
+    id: CampaignId,
+    definition: &str,
+) -> StoreResult<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_error)?;
+    let status = existing_campaign(&tx, tenant, id)?.status;
+    if !status.definition_editable() {
+        return Err(StoreError::WrongStatus {
+            campaign: id,
+            status: status.as_str(),
+            action: "change its definition",
+        });
+    }
+    tx.execute(
+        "UPDATE campaigns SET definition = ?2 WHERE id = ?1",
+        params![id.0, definition],
+    )
+    .map_err(db_error)?;
+    tx.commit().map_err(db_error)
 }
 
 pub(super) fn counters(

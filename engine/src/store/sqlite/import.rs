@@ -67,7 +67,8 @@ pub(super) async fn begin(
     }
     create.push_str(
         ", state INTEGER NOT NULL DEFAULT 0, until INTEGER,
-           attempts INTEGER NOT NULL DEFAULT 0, last_reply TEXT, updated_at INTEGER)",
+           attempts INTEGER NOT NULL DEFAULT 0, first_attempt_at INTEGER,
+           last_reply TEXT, updated_at INTEGER)",
     );
     insert.push_str(") VALUES (?1, ?2");
     for index in 0..columns.len() {

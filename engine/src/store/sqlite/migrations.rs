@@ -6,14 +6,55 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::convert::{db_error, now_ms, to_ms};
 use crate::store::StoreResult;
 
-/// A migration: a name that sorts in order, and its SQL.
-pub(super) type Migration = (&'static str, &'static str);
+/// A migration: a name that sorts in order, its SQL, and optionally a step SQL
+/// cannot express, run in the same transaction after the SQL.
+pub(super) struct Migration {
+    name: &'static str,
+    sql: &'static str,
+    step: Option<fn(&Connection) -> StoreResult<()>>,
+}
 
-pub(super) const GLOBAL: &[Migration] =
-    &[("0001_init", include_str!("migrations/global/0001_init.sql"))];
+pub(super) const GLOBAL: &[Migration] = &[Migration {
+    name: "0001_init",
+    sql: include_str!("migrations/global/0001_init.sql"),
+    step: None,
+}];
 
-pub(super) const TENANT: &[Migration] =
-    &[("0001_init", include_str!("migrations/tenant/0001_init.sql"))];
+pub(super) const TENANT: &[Migration] = &[
+    Migration {
+        name: "0001_init",
+        sql: include_str!("migrations/tenant/0001_init.sql"),
+        step: None,
+    },
+    Migration {
+        name: "0002_send_pipeline",
+        sql: include_str!("migrations/tenant/0002_send_pipeline.sql"),
+        step: Some(add_first_attempt),
+    },
+];
+
+/// Adds `first_attempt_at` to the recipients tables imported before it existed
+/// (imports since create it). Rows attempted before keep NULL: their first attempt
+/// time was never recorded.
+fn add_first_attempt(conn: &Connection) -> StoreResult<()> {
+    let tables = conn
+        .prepare(
+            "SELECT name FROM sqlite_master
+             WHERE type = 'table' AND name GLOB 'c[0-9]*_recipients'",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db_error)?;
+    for table in tables {
+        conn.execute_batch(&format!(
+            "ALTER TABLE \"{table}\" ADD COLUMN first_attempt_at INTEGER"
+        ))
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
 
 /// Applies the migrations of `set` that `conn` has not seen; returns their names.
 /// `BEGIN IMMEDIATE` and the re-check inside the transaction make two processes
@@ -27,7 +68,7 @@ pub(super) fn apply(conn: &mut Connection, set: &[Migration]) -> StoreResult<Vec
     )
     .map_err(db_error)?;
     let mut applied = Vec::new();
-    for (name, sql) in set {
+    for Migration { name, sql, step } in set {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db_error)?;
@@ -42,6 +83,9 @@ pub(super) fn apply(conn: &mut Connection, set: &[Migration]) -> StoreResult<Vec
             continue;
         }
         tx.execute_batch(sql).map_err(db_error)?;
+        if let Some(step) = step {
+            step(&tx)?;
+        }
         tx.execute(
             "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, ?2)",
             rusqlite::params![name, to_ms(now_ms())],

@@ -262,6 +262,19 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn set_campaign_definition(
+        &self,
+        tenant: TenantId,
+        id: CampaignId,
+        definition: &str,
+    ) -> StoreResult<()> {
+        let worker = self.tenant(tenant).await?;
+        let definition = definition.to_owned();
+        worker
+            .call(move |conn| catalog::set_definition(conn, tenant, id, &definition))
+            .await
+    }
+
     async fn begin_import(
         &self,
         tenant: TenantId,

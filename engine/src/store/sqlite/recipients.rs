@@ -14,9 +14,10 @@ use crate::store::{
     StoreResult,
 };
 
-/// `id, email, state, until, attempts, last_reply, v1, .., vN`.
+/// `id, email, state, until, attempts, last_reply, first_attempt_at, v1, .., vN`.
 fn recipient_select(columns: usize) -> String {
-    let mut sql = String::from("SELECT id, email, state, until, attempts, last_reply");
+    let mut sql =
+        String::from("SELECT id, email, state, until, attempts, last_reply, first_attempt_at");
     for index in 0..columns {
         sql.push_str(", ");
         sql.push_str(&value_column(index));
@@ -29,9 +30,13 @@ fn state_of(row: &Row<'_>, code: usize, until: usize) -> StoreResult<RecipientSt
     let until: Option<i64> = row.get(until).map_err(db_error)?;
     let code = StateCode::from_i16(code)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown recipient state {code}")))?;
-    let until = until
-        .map(|ms| from_ms(ms).ok_or_else(|| StoreError::Corrupt(format!("bad due time {ms}"))));
-    Ok(RecipientState::from_parts(code, until.transpose()?))
+    Ok(RecipientState::from_parts(code, time(until, "due time")?))
+}
+
+/// A nullable timestamp column, already read.
+fn time(ms: Option<i64>, what: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    ms.map(|ms| from_ms(ms).ok_or_else(|| StoreError::Corrupt(format!("bad {what} {ms}"))))
+        .transpose()
 }
 
 fn recipient_row(row: &Row<'_>, columns: usize) -> StoreResult<Recipient> {
@@ -39,7 +44,7 @@ fn recipient_row(row: &Row<'_>, columns: usize) -> StoreResult<Recipient> {
     let email = EmailAddress::parse(&email)
         .map_err(|e| StoreError::Corrupt(format!("stored address {email:?}: {e}")))?;
     let values = (0..columns)
-        .map(|index| row.get(6 + index))
+        .map(|index| row.get(7 + index))
         .collect::<rusqlite::Result<Vec<String>>>()
         .map_err(db_error)?;
     Ok(Recipient {
@@ -48,6 +53,7 @@ fn recipient_row(row: &Row<'_>, columns: usize) -> StoreResult<Recipient> {
         values,
         state: state_of(row, 2, 3)?,
         attempts: row.get(4).map_err(db_error)?,
+        first_attempt: time(row.get(6).map_err(db_error)?, "first attempt")?,
         last_reply: row.get(5).map_err(db_error)?,
     })
 }
@@ -105,7 +111,7 @@ pub(super) fn due_recipients(
     limit: u32,
 ) -> StoreResult<RecipientBatch> {
     let columns = imported_campaign(conn, tenant, campaign)?.columns.len();
-    let mut sql = String::from("SELECT id, email");
+    let mut sql = String::from("SELECT id, email, attempts, first_attempt_at");
     for index in 0..columns {
         sql.push_str(", ");
         sql.push_str(&value_column(index));
@@ -122,6 +128,8 @@ pub(super) fn due_recipients(
     let mut batch = RecipientBatch::with_capacity(columns, limit as usize, 0);
     while let Some(row) = rows.next().map_err(db_error)? {
         let id = RecipientId(row.get(0).map_err(db_error)?);
+        let attempts: u32 = row.get(2).map_err(db_error)?;
+        let first_attempt = time(row.get(3).map_err(db_error)?, "first attempt")?;
         let mut bad = None;
         // Borrowed straight from SQLite's buffers: no allocation per row or field.
         let mut text = |index: usize| match row.get_ref(index).and_then(|v| Ok(v.as_str()?)) {
@@ -132,7 +140,8 @@ pub(super) fn due_recipients(
             }
         };
         let email = text(1);
-        batch.push(id, email, (0..columns).map(|index| text(2 + index)));
+        let values = (0..columns).map(|index| text(4 + index));
+        batch.push_due(id, email, values, attempts, first_attempt);
         if let Some(err) = bad {
             return Err(db_error(err));
         }
@@ -187,7 +196,8 @@ pub(super) fn record_outcomes(
     let mut update = tx
         .prepare_cached(&format!(
             "UPDATE {table} SET state = ?2, until = ?3, attempts = attempts + ?4,
-                 last_reply = coalesce(?5, last_reply), updated_at = ?6
+                 last_reply = coalesce(?5, last_reply), updated_at = ?6,
+                 first_attempt_at = coalesce(first_attempt_at, ?7)
              WHERE id = ?1"
         ))
         .map_err(db_error)?;
@@ -219,7 +229,8 @@ pub(super) fn record_outcomes(
                 outcome.state.until().map(to_ms),
                 i32::from(outcome.attempted),
                 outcome.detail,
-                at
+                at,
+                outcome.attempted.then_some(at)
             ])
             .map_err(db_error)?;
         event
