@@ -70,7 +70,11 @@ impl CpuPool {
                     .spawn(move || {
                         // Ends when every sender is gone (the pool was dropped).
                         while let Ok(queued) = receiver.recv() {
-                            let Queued { job, global, tenant } = queued;
+                            let Queued {
+                                job,
+                                global,
+                                tenant,
+                            } = queued;
                             // Taken off the queue: free its slots before running.
                             drop((global, tenant));
                             // A panicking job drops its reply (the caller gets

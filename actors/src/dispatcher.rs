@@ -167,11 +167,10 @@ async fn hand_out(
             row: index,
             guard,
         };
-        match queues.get(row.domain()).send(Enqueue(work)).await {
-            Ok(Ok(())) => taken += 1,
-            // Full queue, or a queue that just stopped: the row stays pending and
-            // is read again on the next pass.
-            Ok(Err(_)) | Err(_) => {}
+        // A full queue, or one that just stopped, hands the row back: it stays
+        // pending and is read again on the next pass.
+        if let Ok(Ok(())) = queues.get(row.domain()).send(Enqueue(work)).await {
+            taken += 1;
         }
     }
     taken

@@ -145,7 +145,6 @@ impl Handler<Drain> for Root {
 pub struct TenantSupervisor {
     tenant: TenantId,
     store: Arc<dyn Store>,
-    delivery: Arc<Delivery>,
     settings: Arc<EngineSettings>,
     queues: QueueDirectory,
     tracking: Option<Addr<TrackingActor>>,
@@ -163,9 +162,8 @@ impl TenantSupervisor {
     ) -> Self {
         Self {
             tenant,
-            queues: QueueDirectory::new(tenant, Arc::clone(&delivery)),
+            queues: QueueDirectory::new(tenant, delivery),
             store,
-            delivery,
             settings,
             tracking: None,
             running: HashMap::new(),

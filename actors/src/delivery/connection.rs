@@ -141,10 +141,11 @@ impl Session {
 
     async fn ensure_connected(&mut self) -> Result<(), DeliveryError> {
         let max = self.delivery.settings.max_messages_per_connection;
-        if let Some(smtp) = &self.smtp {
-            if smtp.is_usable() && smtp.delivered() < max {
-                return Ok(());
-            }
+        if let Some(smtp) = &self.smtp
+            && smtp.is_usable()
+            && smtp.delivered() < max
+        {
+            return Ok(());
         }
         if let Some(old) = self.smtp.take() {
             metrics::gauge!(m::SMTP_CONNECTIONS, "domain" => self.label.clone()).decrement(1.0);

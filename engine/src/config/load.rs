@@ -92,7 +92,8 @@ impl Config {
     }
 
     fn validate_send(&self) -> Result<(), ConfigError> {
-        let fail = |key, value: String, reason: String| Err(ConfigError::invalid(key, value, &reason));
+        let fail =
+            |key, value: String, reason: String| Err(ConfigError::invalid(key, value, &reason));
         let send = &self.send;
         if let Err(reason) = send.tls.parse::<crate::smtp::TlsMode>() {
             return fail("send.tls", format!("{:?}", send.tls), reason);
@@ -105,8 +106,14 @@ impl Config {
             ("send.max_in_flight", send.max_in_flight),
             ("send.batch_size", send.batch_size as usize),
             ("send.queue_capacity", send.queue_capacity),
-            ("send.max_connections_per_domain", send.max_connections_per_domain as usize),
-            ("send.max_messages_per_connection", send.max_messages_per_connection as usize),
+            (
+                "send.max_connections_per_domain",
+                send.max_connections_per_domain as usize,
+            ),
+            (
+                "send.max_messages_per_connection",
+                send.max_messages_per_connection as usize,
+            ),
             ("send.tracking_batch", send.tracking_batch),
         ];
         for (key, value) in at_least_one {
@@ -114,9 +121,13 @@ impl Config {
                 return fail(key, "0".into(), "must be at least 1".into());
             }
         }
-        if !(send.max_rate_per_domain >= 0.0) {
+        if send.max_rate_per_domain.is_nan() || send.max_rate_per_domain < 0.0 {
             let value = format!("{:?}", send.max_rate_per_domain);
-            return fail("send.max_rate_per_domain", value, "must be 0 (none) or more".into());
+            return fail(
+                "send.max_rate_per_domain",
+                value,
+                "must be 0 (none) or more".into(),
+            );
         }
         let routes: Vec<_> = send.routes.iter().map(|r| r.to_route_config()).collect();
         if let Err(err) = crate::delivery::RouteTable::from_config(&routes) {

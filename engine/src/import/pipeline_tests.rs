@@ -118,6 +118,14 @@ impl Store for MemoryStore {
     ) -> StoreResult<()> {
         unreachable!("{UNUSED}")
     }
+    async fn set_campaign_definition(
+        &self,
+        _: TenantId,
+        _: CampaignId,
+        _: &str,
+    ) -> StoreResult<()> {
+        unreachable!("{UNUSED}")
+    }
     async fn recipients(
         &self,
         _: TenantId,
