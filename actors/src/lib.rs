@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod dispatcher;
 pub mod in_flight;
 pub mod run;
+pub mod runtime;
 pub mod supervisor;
 pub mod telemetry;
 pub mod tracking;

@@ -168,6 +168,9 @@ impl Handler<Flush> for TrackingActor {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _: Flush, ctx: &mut Self::Context) -> Self::Result {
+        if self.buffer.is_empty() && !self.flushing {
+            return Box::pin(actix::fut::ready(()));
+        }
         self.start_flush(ctx);
         let flushed = Arc::clone(&self.flushed);
         Box::pin(

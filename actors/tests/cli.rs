@@ -9,7 +9,7 @@ use tempfile::TempDir;
 fn broadside(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_broadside"))
         .args(args)
-        .env("BROADSIDE_DATA_DIR", data_dir)
+        .env("BROADSIDE_DATA_DIR", data_dir.join("data"))
         .env("BROADSIDE_STORE__BACKEND", "sqlite")
         .env_remove("BROADSIDE_CONFIG")
         // Tests must not pick up a developer's config/broadside.toml by accident.
@@ -113,7 +113,7 @@ fn importing_the_sample_loads_valid_rows_and_reports_the_rest() {
             "spring",
             file.to_str().expect("utf-8"),
         ])
-        .env("BROADSIDE_DATA_DIR", dir.path())
+        .env("BROADSIDE_DATA_DIR", dir.path().join("data"))
         .env("BROADSIDE_STORE__BACKEND", "sqlite")
         .env("BROADSIDE_IMPORT__MAX_INVALID_SHARE", "0.5")
         .current_dir(dir.path())
@@ -122,7 +122,11 @@ fn importing_the_sample_loads_valid_rows_and_reports_the_rest() {
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("4 rows loaded"), "{}", stdout(&out));
     assert!(stdout(&out).contains("3 rejected"), "{}", stdout(&out));
-    assert!(dir.path().join("recipients.csv.errors.csv").exists());
+    assert!(
+        dir.path()
+            .join("data/reports/recipients.csv.errors.csv")
+            .exists()
+    );
 }
 
 #[test]

@@ -23,8 +23,8 @@ pub struct ImportArgs {
     /// The campaign to load into; created as a draft if it does not exist.
     #[arg(long)]
     campaign: CampaignName,
-    /// Where to write the report of rejected rows (default: next to FILE, named
-    /// FILE.errors.csv).
+    /// Where to write the report of rejected rows (default:
+    /// <import.reports_dir>/<file name>.errors.csv).
     #[arg(long, value_name = "PATH")]
     report: Option<PathBuf>,
     /// The CSV file: a header row, one column holding the address.
@@ -47,11 +47,17 @@ pub async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> 
     let file =
         File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let report = args.report.unwrap_or_else(|| {
-        let mut name = args.file.clone().into_os_string();
-        name.push(".errors.csv");
-        PathBuf::from(name)
-    });
+    let report = match args.report {
+        Some(path) => path,
+        None => {
+            let name = args
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            config.reports_dir().join(format!("{name}.errors.csv"))
+        }
+    };
     let source_name = args.file.display().to_string();
     let options = ImportOptions::from(&config.import);
 

@@ -1,6 +1,8 @@
 //! The command line: one subcommand per operator task, each with `--help`.
 
+mod campaign;
 mod import;
+mod serve;
 mod tenant;
 
 use std::path::PathBuf;
@@ -37,6 +39,11 @@ pub enum Command {
     Tenant(tenant::TenantCommand),
     /// Import a recipient CSV file into a campaign (created as a draft if needed).
     Import(import::ImportArgs),
+    /// Manage campaigns: define, launch, pause, resume, cancel, status.
+    #[command(subcommand)]
+    Campaign(campaign::CampaignCommand),
+    /// Run the engine: send running campaigns until stopped (SIGINT/SIGTERM).
+    Serve,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,13 +60,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     app::init_logging(&config);
+    if let Command::Serve = cli.command {
+        return serve::run(config);
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Config(_) => unreachable!("handled above"),
+            Command::Config(_) | Command::Serve => unreachable!("handled above"),
             Command::Migrate => migrate(&config).await,
             Command::Tenant(command) => tenant::run(&config, command).await,
             Command::Import(args) => import::run(&config, args).await,
+            Command::Campaign(command) => campaign::run(&config, command).await,
         }
     })
 }

@@ -55,6 +55,9 @@ impl ReportWriter {
         let out = match &mut self.out {
             Some(out) => out,
             None => {
+                if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)?;
+                }
                 let file = BufWriter::with_capacity(64 * 1024, File::create(&self.path)?);
                 // csv's own buffer is kept small: the BufWriter does the batching.
                 let mut out = csv::WriterBuilder::new()

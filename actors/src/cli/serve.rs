@@ -1,0 +1,55 @@
+//! `broadside serve`: runs the engine until SIGINT or SIGTERM, then stops
+//! dispatching and stores every buffered outcome before exiting.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use engine::clock::SystemClock;
+use engine::config::Config;
+
+use crate::app;
+use crate::runtime::Runtime;
+use crate::telemetry;
+
+pub fn run(config: Config) -> anyhow::Result<ExitCode> {
+    actix::System::new().block_on(async move {
+        // The store is opened inside the actor system so that pooled connections
+        // live on the runtime that uses them.
+        let store = app::open_store(&config).await?;
+        if !config.metrics.listen.is_empty() {
+            let listen: SocketAddr = config.metrics.listen.parse().with_context(|| {
+                format!(
+                    "metrics.listen = {:?} is not an address",
+                    config.metrics.listen
+                )
+            })?;
+            telemetry::install(listen).context("starting the metrics endpoint")?;
+            tracing::info!(%listen, "metrics at http://{listen}/metrics");
+        }
+        let runtime = Runtime::start(&config, store, Arc::new(SystemClock))?;
+        tracing::info!("broadside is running");
+        shutdown_signal().await;
+        tracing::info!("shutting down: storing outcomes of messages in flight");
+        runtime.drain().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match terminate.as_mut() {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
