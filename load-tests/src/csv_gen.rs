@@ -11,7 +11,7 @@ pub const COLUMNS: [&str; 10] = [
     "last_name",
     "city",
     "country",
-    "zip",
+    "street",
     "customer_id",
     "segment",
     "signup_date",
@@ -32,7 +32,20 @@ const CITIES: [(&str, &str); 6] = [
     ("Osaka", "JP"),
     ("Austin", "US"),
 ];
-const SEGMENTS: [&str; 4] = ["new", "active", "lapsed", "vip"];
+const SEGMENTS: [&str; 4] = [
+    "new-subscriber",
+    "active-buyer",
+    "lapsed-customer",
+    "vip-member",
+];
+const STREETS: [&str; 6] = [
+    "Kastanienallee",
+    "Rua Augusta",
+    "ulica Floriańska",
+    "Rue de la République",
+    "Shinsaibashi-suji",
+    "South Congress Avenue",
+];
 
 /// Writes `rows` recipients (plus a header) spread over 20 domains; returns the size.
 pub fn write_recipients(path: &Path, rows: u64) -> std::io::Result<u64> {
@@ -49,11 +62,12 @@ pub fn write_recipients_over(path: &Path, rows: u64, domains: u64) -> std::io::R
         let (city, country) = CITIES[k % CITIES.len()];
         writeln!(
             out,
-            "user{i}@d{}.example,{},{},{city},{country},{:05},C{:09},{},2025-{:02}-{:02},{}",
+            "firstname.lastname{i}@d{}.example,{},{},{city},{country},\"{} {}\",C{:09},{},2025-{:02}-{:02},{}",
             i % domains.max(1),
             FIRST[k % FIRST.len()],
             LAST[(k / 8) % LAST.len()],
-            (i * 7919) % 100_000,
+            STREETS[k % STREETS.len()],
+            1 + (i * 7919) % 250,
             i,
             SEGMENTS[k % SEGMENTS.len()],
             1 + k % 12,
