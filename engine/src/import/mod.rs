@@ -10,8 +10,6 @@ mod report;
 mod scan;
 
 #[cfg(test)]
-mod pipeline_tests;
-#[cfg(test)]
 mod reader_tests;
 
 use std::io::{self, Read};
