@@ -4,6 +4,7 @@
 //! domain never holds up the others; the in-flight window bounds everything the
 //! campaign has between the store and a stored outcome.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,9 +116,11 @@ async fn dispatch(
             continue;
         }
         let now = clock.now();
+        run.in_flight.begin_read();
         let read = store
             .due_recipients(run.tenant, run.campaign, cursor, now, settings.batch_size)
             .await;
+        let stale = run.in_flight.end_read();
         let batch = match read {
             Ok(batch) => batch,
             Err(err) => {
@@ -139,7 +142,7 @@ async fn dispatch(
             continue;
         }
         cursor = batch.row(batch.len() - 1).id();
-        dispatched_this_pass += hand_out(&run, &queues, Arc::new(batch)).await;
+        dispatched_this_pass += hand_out(&run, &queues, Arc::new(batch), &stale).await;
     }
 }
 
@@ -148,6 +151,7 @@ async fn hand_out(
     run: &Arc<CampaignRun>,
     queues: &QueueDirectory,
     batch: Arc<engine::store::RecipientBatch>,
+    stale: &HashSet<RecipientId>,
 ) -> usize {
     let mut taken = 0;
     for index in 0..batch.len() {
@@ -155,7 +159,7 @@ async fn hand_out(
             break;
         }
         let row = batch.row(index);
-        if run.in_flight.contains(row.id()) {
+        if run.in_flight.contains(row.id()) || stale.contains(&row.id()) {
             continue;
         }
         let Some(guard) = run.in_flight.enter(row.id()).await else {

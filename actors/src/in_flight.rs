@@ -13,8 +13,19 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Debug)]
 pub struct InFlightSet {
     slots: Arc<Semaphore>,
-    ids: Mutex<HashSet<RecipientId>>,
+    state: Mutex<State>,
     limit: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    ids: HashSet<RecipientId>,
+    /// Set while the dispatcher reads due recipients from the store.
+    reading: bool,
+    /// Ids released during the current read. A read that started before their
+    /// outcome was committed still sees them pending: they must be skipped, or they
+    /// would be sent twice. Bounded by the limit: no new guard is made mid-read.
+    released_while_reading: Vec<RecipientId>,
 }
 
 /// One recipient in flight; dropping it (after its outcome is stored, or when the
@@ -30,7 +41,7 @@ impl InFlightSet {
     pub fn new(limit: usize) -> Arc<Self> {
         Arc::new(Self {
             slots: Arc::new(Semaphore::new(limit.max(1))),
-            ids: Mutex::new(HashSet::with_capacity(limit.max(1))),
+            state: Mutex::new(State::default()),
             limit: limit.max(1),
         })
     }
@@ -40,7 +51,7 @@ impl InFlightSet {
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().ids.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -48,14 +59,29 @@ impl InFlightSet {
     }
 
     pub fn contains(&self, id: RecipientId) -> bool {
-        self.lock().contains(&id)
+        self.lock().ids.contains(&id)
+    }
+
+    /// Call before reading due recipients from the store.
+    pub fn begin_read(&self) {
+        let mut state = self.lock();
+        state.reading = true;
+        state.released_while_reading.clear();
+    }
+
+    /// Call after the read; returns the ids whose outcome may have been committed
+    /// after the read's snapshot, which the caller must skip this time.
+    pub fn end_read(&self) -> HashSet<RecipientId> {
+        let mut state = self.lock();
+        state.reading = false;
+        state.released_while_reading.drain(..).collect()
     }
 
     /// Waits for a free slot, then marks `id` in flight. Returns `None` when `id`
     /// is already in flight (a later pass read it again before its outcome landed).
     pub async fn enter(self: &Arc<Self>, id: RecipientId) -> Option<InFlight> {
         let permit = Arc::clone(&self.slots).acquire_owned().await.ok()?;
-        if !self.lock().insert(id) {
+        if !self.lock().ids.insert(id) {
             return None;
         }
         Some(InFlight {
@@ -65,8 +91,8 @@ impl InFlightSet {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<RecipientId>> {
-        self.ids
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -80,7 +106,11 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.set.lock().remove(&self.id);
+        let mut state = self.set.lock();
+        state.ids.remove(&self.id);
+        if state.reading {
+            state.released_while_reading.push(self.id);
+        }
     }
 }
 
@@ -97,6 +127,22 @@ mod tests {
         drop(guard);
         assert!(!set.contains(RecipientId(1)));
         assert!(set.enter(RecipientId(1)).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn ids_released_during_a_read_are_reported_to_the_reader() {
+        let set = InFlightSet::new(4);
+        let before = set.enter(RecipientId(1)).await.expect("free");
+        let during = set.enter(RecipientId(2)).await.expect("free");
+        drop(before);
+        set.begin_read();
+        drop(during); // its outcome committed after the read's snapshot began
+        let stale = set.end_read();
+        assert_eq!(stale, HashSet::from([RecipientId(2)]));
+        let after = set.enter(RecipientId(3)).await.expect("free");
+        drop(after);
+        set.begin_read();
+        assert!(set.end_read().is_empty(), "each read starts afresh");
     }
 
     #[tokio::test(start_paused = true)]

@@ -119,29 +119,34 @@ struct DefinitionFile {
 pub fn read_definition(path: &Path) -> anyhow::Result<CampaignDefinition> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let file: DefinitionFile = toml::from_str(&text)
-        .with_context(|| format!("{} is not a valid definition", path.display()))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let body = |p: &Option<PathBuf>| -> anyhow::Result<Option<String>> {
+    let base = path.parent().unwrap_or(Path::new(".")).to_owned();
+    definition_from_parts(&text, |name| std::fs::read_to_string(base.join(name)).ok())
+        .with_context(|| format!("{} is not a valid definition", path.display()))
+}
+
+/// Builds a definition from the TOML text, reading bodies through `body`.
+pub fn definition_from_parts(
+    text: &str,
+    body: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<CampaignDefinition> {
+    let file: DefinitionFile = toml::from_str(text)?;
+    let read = |p: &Option<PathBuf>| -> anyhow::Result<Option<String>> {
         p.as_ref()
             .map(|p| {
-                std::fs::read_to_string(base.join(p))
-                    .with_context(|| format!("cannot read {}", base.join(p).display()))
+                body(&p.to_string_lossy()).with_context(|| format!("cannot read {}", p.display()))
             })
             .transpose()
     };
     let definition = CampaignDefinition {
-        html: body(&file.html_file)?,
-        text: body(&file.text_file)?,
+        html: read(&file.html_file)?,
+        text: read(&file.text_file)?,
         from: file.from,
         reply_to: file.reply_to,
         envelope_domain: file.envelope_domain,
         subject: file.subject,
         headers: file.headers,
     };
-    definition
-        .validate()
-        .with_context(|| format!("{} is not a valid definition", path.display()))?;
+    definition.validate()?;
     Ok(definition)
 }
 

@@ -1,6 +1,7 @@
 //! The command line: one subcommand per operator task, each with `--help`.
 
 mod campaign;
+mod demo;
 mod import;
 mod serve;
 mod tenant;
@@ -44,6 +45,9 @@ pub enum Command {
     Campaign(campaign::CampaignCommand),
     /// Run the engine: send running campaigns until stopped (SIGINT/SIGTERM).
     Serve,
+    /// Send the sample campaign to generated recipients through a loopback sink,
+    /// on a fresh embedded store: the whole path, nothing to install.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,13 +64,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     app::init_logging(&config);
-    if let Command::Serve = cli.command {
-        return serve::run(config);
+    match cli.command {
+        Command::Serve => return serve::run(config),
+        Command::Demo(args) => return demo::run(config, args),
+        _ => {}
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Config(_) | Command::Serve => unreachable!("handled above"),
+            Command::Config(_) | Command::Serve | Command::Demo(_) => unreachable!("handled above"),
             Command::Migrate => migrate(&config).await,
             Command::Tenant(command) => tenant::run(&config, command).await,
             Command::Import(args) => import::run(&config, args).await,

@@ -66,6 +66,15 @@ impl Actor for MtaConnection {
     }
 }
 
+/// What rendering produced for one recipient.
+enum Rendered {
+    Message(engine::render::RenderedMessage),
+    /// The row cannot be rendered: this outcome records why.
+    Failed(Outcome),
+    /// The pool is unavailable; leave the recipient for a later pass.
+    Retry,
+}
+
 /// The connection's working state, owned by its loop.
 struct Session {
     queue: Addr<DomainQueue>,
@@ -86,16 +95,21 @@ impl Session {
             if work.run.control.is_cancelled() {
                 continue; // the guard drops: the recipient stays pending
             }
-            let Some(message) = self.render(&work).await else {
-                continue;
+            let message = match self.render(&work).await {
+                Rendered::Message(message) => message,
+                Rendered::Failed(outcome) => {
+                    self.store(work, outcome).await;
+                    continue;
+                }
+                Rendered::Retry => continue, // the guard drops: read again later
             };
             if let Err(err) = self.ensure_connected().await {
                 failed = true;
-                self.record(&work, &Err(err)).await;
+                self.record(work, &Err(err)).await;
                 break;
             }
             let result = self.send(&message).await;
-            self.record(&work, &result).await;
+            self.record(work, &result).await;
             if self.limiter.over_limit() {
                 break;
             }
@@ -108,7 +122,7 @@ impl Session {
     }
 
     /// Renders (and signs) on the CPU pool; a row that cannot be rendered fails.
-    async fn render(&self, work: &Work) -> Option<engine::render::RenderedMessage> {
+    async fn render(&self, work: &Work) -> Rendered {
         let run = Arc::clone(&work.run);
         let batch = Arc::clone(&work.batch);
         let index = work.row;
@@ -125,16 +139,14 @@ impl Session {
             })
             .await;
         match result {
-            Ok(Ok(message)) => Some(message),
+            Ok(Ok(message)) => Rendered::Message(message),
             Ok(Err(reason)) => {
                 let now = self.delivery.clock.now();
-                let outcome = render_failure(work.batch.row(work.row), reason, now);
-                self.store(work, outcome).await;
-                None
+                Rendered::Failed(render_failure(work.batch.row(work.row), reason, now))
             }
             Err(pool) => {
                 tracing::error!(error = %pool, "render pool unavailable");
-                None // the guard drops; the recipient is read again later
+                Rendered::Retry
             }
         }
     }
@@ -209,21 +221,24 @@ impl Session {
         result
     }
 
-    async fn record(&self, work: &Work, result: &Result<engine::smtp::Reply, DeliveryError>) {
+    async fn record(&self, work: Work, result: &Result<engine::smtp::Reply, DeliveryError>) {
         let now = self.delivery.clock.now();
         let outcome = delivery_outcome(&work.run, work.batch.row(work.row), result, now);
         self.store(work, outcome).await;
     }
 
     /// Hands the outcome to the tracker, waiting if it is behind (backpressure).
-    async fn store(&self, work: &Work, outcome: Outcome) {
+    /// The in-flight guard goes with it and is released only once the outcome is
+    /// stored, so the dispatcher cannot read the recipient again before that.
+    async fn store(&self, work: Work, outcome: Outcome) {
+        let Work { run, guard, .. } = work;
         let message = RecordOutcome {
-            tenant: work.run.tenant,
-            campaign: work.run.campaign,
+            tenant: run.tenant,
+            campaign: run.campaign,
             outcome,
-            guard: None,
+            guard: Some(guard),
         };
-        if let Err(err) = work.run.tracking.send(message).await {
+        if let Err(err) = run.tracking.send(message).await {
             tracing::error!(error = %err, "tracking actor unavailable; outcome not stored");
         }
     }
