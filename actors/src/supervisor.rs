@@ -195,8 +195,11 @@ impl TenantSupervisor {
                 for campaign in campaigns {
                     supervisor.apply(campaign, ctx);
                 }
-                metrics::gauge!(m::RUNNING_CAMPAIGNS, "tenant" => supervisor.tenant.to_string())
+                let tenant = supervisor.tenant.to_string();
+                metrics::gauge!(m::RUNNING_CAMPAIGNS, "tenant" => tenant.clone())
                     .set(supervisor.running.len() as f64);
+                let in_flight: usize = supervisor.running.values().map(|(run, _)| run.in_flight.len()).sum();
+                metrics::gauge!(m::IN_FLIGHT, "tenant" => tenant).set(in_flight as f64);
             }
             Err(err) => tracing::warn!(tenant = %supervisor.tenant, error = %err, "listing campaigns failed"),
         }));

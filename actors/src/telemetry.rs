@@ -26,7 +26,7 @@ pub const CPU_QUEUE_DEPTH: &str = "broadside_cpu_queue_depth";
 pub const IN_FLIGHT: &str = "broadside_in_flight";
 /// Throttle signals (421, 4.7.x) received, by `domain`.
 pub const THROTTLES: &str = "broadside_throttles_total";
-/// Campaigns currently dispatching.
+/// Campaigns currently dispatching, by `tenant`.
 pub const RUNNING_CAMPAIGNS: &str = "broadside_running_campaigns";
 /// Store writes of outcome batches.
 pub const STORE_WRITE_SECONDS: &str = "broadside_store_write_seconds";
@@ -66,7 +66,10 @@ pub fn describe() {
         THROTTLES,
         "Throttle replies (421, 4.7.x) received, by domain."
     );
-    describe_gauge!(RUNNING_CAMPAIGNS, "Campaigns currently dispatching.");
+    describe_gauge!(
+        RUNNING_CAMPAIGNS,
+        "Campaigns currently dispatching, by tenant."
+    );
     describe_histogram!(
         STORE_WRITE_SECONDS,
         Unit::Seconds,
