@@ -224,7 +224,12 @@ impl TenantSupervisor {
             }
             return;
         }
-        if campaign.status == CampaignStatus::Running && !self.broken.contains(&id) {
+        if campaign.status != CampaignStatus::Running {
+            // Paused to fix the definition, say: try again on the next launch.
+            self.broken.remove(&id);
+            return;
+        }
+        if !self.broken.contains(&id) {
             match self.prepare(&campaign) {
                 Ok(run) => self.start_dispatcher(run, ctx),
                 Err(reason) => {
