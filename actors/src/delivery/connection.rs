@@ -86,16 +86,23 @@ impl Session {
             if work.run.control.is_cancelled() {
                 continue; // the guard drops: the recipient stays pending
             }
-            let Some(message) = self.render(&work).await else {
-                continue;
+            let message = match self.render(&work).await {
+                Some(Ok(message)) => message,
+                Some(Err(reason)) => {
+                    let now = self.delivery.clock.now();
+                    let outcome = render_failure(work.batch.row(work.row), reason, now);
+                    self.store(work, outcome).await;
+                    continue;
+                }
+                None => continue, // the guard drops; the recipient is read again later
             };
             if let Err(err) = self.ensure_connected().await {
                 failed = true;
-                self.record(&work, &Err(err)).await;
+                self.record(work, &Err(err)).await;
                 break;
             }
             let result = self.send(&message).await;
-            self.record(&work, &result).await;
+            self.record(work, &result).await;
             if self.limiter.over_limit() {
                 break;
             }
@@ -107,8 +114,9 @@ impl Session {
         failed
     }
 
-    /// Renders (and signs) on the CPU pool; a row that cannot be rendered fails.
-    async fn render(&self, work: &Work) -> Option<engine::render::RenderedMessage> {
+    /// Renders (and signs) on the CPU pool: the message, or why this row cannot be
+    /// rendered; `None` when the pool is unavailable.
+    async fn render(&self, work: &Work) -> Option<Result<engine::render::RenderedMessage, String>> {
         let run = Arc::clone(&work.run);
         let batch = Arc::clone(&work.batch);
         let index = work.row;
@@ -125,16 +133,10 @@ impl Session {
             })
             .await;
         match result {
-            Ok(Ok(message)) => Some(message),
-            Ok(Err(reason)) => {
-                let now = self.delivery.clock.now();
-                let outcome = render_failure(work.batch.row(work.row), reason, now);
-                self.store(work, outcome).await;
-                None
-            }
+            Ok(rendered) => Some(rendered),
             Err(pool) => {
                 tracing::error!(error = %pool, "render pool unavailable");
-                None // the guard drops; the recipient is read again later
+                None
             }
         }
     }
@@ -209,19 +211,22 @@ impl Session {
         result
     }
 
-    async fn record(&self, work: &Work, result: &Result<engine::smtp::Reply, DeliveryError>) {
+    async fn record(&self, work: Work, result: &Result<engine::smtp::Reply, DeliveryError>) {
         let now = self.delivery.clock.now();
         let outcome = delivery_outcome(&work.run, work.batch.row(work.row), result, now);
         self.store(work, outcome).await;
     }
 
     /// Hands the outcome to the tracker, waiting if it is behind (backpressure).
-    async fn store(&self, work: &Work, outcome: Outcome) {
+    /// The in-flight guard goes with it and is released only once the outcome is
+    /// stored: released earlier, the dispatcher could read the recipient as still
+    /// pending and send it again.
+    async fn store(&self, work: Work, outcome: Outcome) {
         let message = RecordOutcome {
             tenant: work.run.tenant,
             campaign: work.run.campaign,
             outcome,
-            guard: None,
+            guard: Some(work.guard),
         };
         if let Err(err) = work.run.tracking.send(message).await {
             tracing::error!(error = %err, "tracking actor unavailable; outcome not stored");
