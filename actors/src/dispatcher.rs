@@ -4,6 +4,7 @@
 //! domain never holds up the others; the in-flight window bounds everything the
 //! campaign has between the store and a stored outcome.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,6 +115,9 @@ async fn dispatch(
             cursor = RecipientId(0);
             continue;
         }
+        // Before the read, so that no row in the batch can be one whose outcome
+        // was stored after it was read (see `InFlightSet::snapshot`).
+        let busy = run.in_flight.snapshot();
         let now = clock.now();
         let read = store
             .due_recipients(run.tenant, run.campaign, cursor, now, settings.batch_size)
@@ -139,15 +143,17 @@ async fn dispatch(
             continue;
         }
         cursor = batch.row(batch.len() - 1).id();
-        dispatched_this_pass += hand_out(&run, &queues, Arc::new(batch)).await;
+        dispatched_this_pass += hand_out(&run, &queues, Arc::new(batch), &busy).await;
     }
 }
 
-/// Hands a batch's rows to their domain queues; returns how many were taken.
+/// Hands a batch's rows to their domain queues, except those that were in flight
+/// when it was read (`busy`); returns how many were taken.
 async fn hand_out(
     run: &Arc<CampaignRun>,
     queues: &QueueDirectory,
     batch: Arc<engine::store::RecipientBatch>,
+    busy: &HashSet<RecipientId>,
 ) -> usize {
     let mut taken = 0;
     for index in 0..batch.len() {
@@ -155,7 +161,7 @@ async fn hand_out(
             break;
         }
         let row = batch.row(index);
-        if run.in_flight.contains(row.id()) {
+        if busy.contains(&row.id()) {
             continue;
         }
         let Some(guard) = run.in_flight.enter(row.id()).await else {

@@ -51,6 +51,13 @@ impl InFlightSet {
         self.lock().contains(&id)
     }
 
+    /// The ids in flight now. Taken before reading due recipients: a row in flight
+    /// then may have its outcome stored (and leave the set) while the read is under
+    /// way or the batch waits for slots, so the batch's copy of it is stale.
+    pub fn snapshot(&self) -> HashSet<RecipientId> {
+        self.lock().clone()
+    }
+
     /// Waits for a free slot, then marks `id` in flight. Returns `None` when `id`
     /// is already in flight (a later pass read it again before its outcome landed).
     pub async fn enter(self: &Arc<Self>, id: RecipientId) -> Option<InFlight> {
