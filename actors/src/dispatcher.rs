@@ -115,12 +115,13 @@ async fn dispatch(
             cursor = RecipientId(0);
             continue;
         }
+        // Before the read, so that no row in the batch can be one whose outcome
+        // was stored after it was read (see `InFlightSet::snapshot`).
+        let busy = run.in_flight.snapshot();
         let now = clock.now();
-        run.in_flight.begin_read();
         let read = store
             .due_recipients(run.tenant, run.campaign, cursor, now, settings.batch_size)
             .await;
-        let stale = run.in_flight.end_read();
         let batch = match read {
             Ok(batch) => batch,
             Err(err) => {
@@ -142,16 +143,17 @@ async fn dispatch(
             continue;
         }
         cursor = batch.row(batch.len() - 1).id();
-        dispatched_this_pass += hand_out(&run, &queues, Arc::new(batch), &stale).await;
+        dispatched_this_pass += hand_out(&run, &queues, Arc::new(batch), &busy).await;
     }
 }
 
-/// Hands a batch's rows to their domain queues; returns how many were taken.
+/// Hands a batch's rows to their domain queues, except those that were in flight
+/// when it was read (`busy`); returns how many were taken.
 async fn hand_out(
     run: &Arc<CampaignRun>,
     queues: &QueueDirectory,
     batch: Arc<engine::store::RecipientBatch>,
-    stale: &HashSet<RecipientId>,
+    busy: &HashSet<RecipientId>,
 ) -> usize {
     let mut taken = 0;
     for index in 0..batch.len() {
@@ -159,7 +161,7 @@ async fn hand_out(
             break;
         }
         let row = batch.row(index);
-        if run.in_flight.contains(row.id()) || stale.contains(&row.id()) {
+        if busy.contains(&row.id()) {
             continue;
         }
         let Some(guard) = run.in_flight.enter(row.id()).await else {

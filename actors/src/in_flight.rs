@@ -13,19 +13,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Debug)]
 pub struct InFlightSet {
     slots: Arc<Semaphore>,
-    state: Mutex<State>,
+    ids: Mutex<HashSet<RecipientId>>,
     limit: usize,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    ids: HashSet<RecipientId>,
-    /// Set while the dispatcher reads due recipients from the store.
-    reading: bool,
-    /// Ids released during the current read. A read that started before their
-    /// outcome was committed still sees them pending: they must be skipped, or they
-    /// would be sent twice. Bounded by the limit: no new guard is made mid-read.
-    released_while_reading: Vec<RecipientId>,
 }
 
 /// One recipient in flight; dropping it (after its outcome is stored, or when the
@@ -41,7 +30,7 @@ impl InFlightSet {
     pub fn new(limit: usize) -> Arc<Self> {
         Arc::new(Self {
             slots: Arc::new(Semaphore::new(limit.max(1))),
-            state: Mutex::new(State::default()),
+            ids: Mutex::new(HashSet::with_capacity(limit.max(1))),
             limit: limit.max(1),
         })
     }
@@ -51,7 +40,7 @@ impl InFlightSet {
     }
 
     pub fn len(&self) -> usize {
-        self.lock().ids.len()
+        self.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -59,29 +48,21 @@ impl InFlightSet {
     }
 
     pub fn contains(&self, id: RecipientId) -> bool {
-        self.lock().ids.contains(&id)
+        self.lock().contains(&id)
     }
 
-    /// Call before reading due recipients from the store.
-    pub fn begin_read(&self) {
-        let mut state = self.lock();
-        state.reading = true;
-        state.released_while_reading.clear();
-    }
-
-    /// Call after the read; returns the ids whose outcome may have been committed
-    /// after the read's snapshot, which the caller must skip this time.
-    pub fn end_read(&self) -> HashSet<RecipientId> {
-        let mut state = self.lock();
-        state.reading = false;
-        state.released_while_reading.drain(..).collect()
+    /// The ids in flight now. Taken before reading due recipients: a row in flight
+    /// then may have its outcome stored (and leave the set) while the read is under
+    /// way or the batch waits for slots, so the batch's copy of it is stale.
+    pub fn snapshot(&self) -> HashSet<RecipientId> {
+        self.lock().clone()
     }
 
     /// Waits for a free slot, then marks `id` in flight. Returns `None` when `id`
     /// is already in flight (a later pass read it again before its outcome landed).
     pub async fn enter(self: &Arc<Self>, id: RecipientId) -> Option<InFlight> {
         let permit = Arc::clone(&self.slots).acquire_owned().await.ok()?;
-        if !self.lock().ids.insert(id) {
+        if !self.lock().insert(id) {
             return None;
         }
         Some(InFlight {
@@ -91,8 +72,8 @@ impl InFlightSet {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<RecipientId>> {
+        self.ids
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -106,11 +87,7 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let mut state = self.set.lock();
-        state.ids.remove(&self.id);
-        if state.reading {
-            state.released_while_reading.push(self.id);
-        }
+        self.set.lock().remove(&self.id);
     }
 }
 
@@ -127,22 +104,6 @@ mod tests {
         drop(guard);
         assert!(!set.contains(RecipientId(1)));
         assert!(set.enter(RecipientId(1)).await.is_some());
-    }
-
-    #[tokio::test]
-    async fn ids_released_during_a_read_are_reported_to_the_reader() {
-        let set = InFlightSet::new(4);
-        let before = set.enter(RecipientId(1)).await.expect("free");
-        let during = set.enter(RecipientId(2)).await.expect("free");
-        drop(before);
-        set.begin_read();
-        drop(during); // its outcome committed after the read's snapshot began
-        let stale = set.end_read();
-        assert_eq!(stale, HashSet::from([RecipientId(2)]));
-        let after = set.enter(RecipientId(3)).await.expect("free");
-        drop(after);
-        set.begin_read();
-        assert!(set.end_read().is_empty(), "each read starts afresh");
     }
 
     #[tokio::test(start_paused = true)]

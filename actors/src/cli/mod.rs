@@ -1,6 +1,6 @@
 //! The command line: one subcommand per operator task, each with `--help`.
 
-mod campaign;
+pub mod campaign;
 mod demo;
 mod import;
 mod serve;

@@ -66,15 +66,6 @@ impl Actor for MtaConnection {
     }
 }
 
-/// What rendering produced for one recipient.
-enum Rendered {
-    Message(engine::render::RenderedMessage),
-    /// The row cannot be rendered: this outcome records why.
-    Failed(Outcome),
-    /// The pool is unavailable; leave the recipient for a later pass.
-    Retry,
-}
-
 /// The connection's working state, owned by its loop.
 struct Session {
     queue: Addr<DomainQueue>,
@@ -96,12 +87,14 @@ impl Session {
                 continue; // the guard drops: the recipient stays pending
             }
             let message = match self.render(&work).await {
-                Rendered::Message(message) => message,
-                Rendered::Failed(outcome) => {
+                Some(Ok(message)) => message,
+                Some(Err(reason)) => {
+                    let now = self.delivery.clock.now();
+                    let outcome = render_failure(work.batch.row(work.row), reason, now);
                     self.store(work, outcome).await;
                     continue;
                 }
-                Rendered::Retry => continue, // the guard drops: read again later
+                None => continue, // the guard drops; the recipient is read again later
             };
             if let Err(err) = self.ensure_connected().await {
                 failed = true;
@@ -121,8 +114,9 @@ impl Session {
         failed
     }
 
-    /// Renders (and signs) on the CPU pool; a row that cannot be rendered fails.
-    async fn render(&self, work: &Work) -> Rendered {
+    /// Renders (and signs) on the CPU pool: the message, or why this row cannot be
+    /// rendered; `None` when the pool is unavailable.
+    async fn render(&self, work: &Work) -> Option<Result<engine::render::RenderedMessage, String>> {
         let run = Arc::clone(&work.run);
         let batch = Arc::clone(&work.batch);
         let index = work.row;
@@ -139,14 +133,10 @@ impl Session {
             })
             .await;
         match result {
-            Ok(Ok(message)) => Rendered::Message(message),
-            Ok(Err(reason)) => {
-                let now = self.delivery.clock.now();
-                Rendered::Failed(render_failure(work.batch.row(work.row), reason, now))
-            }
+            Ok(rendered) => Some(rendered),
             Err(pool) => {
                 tracing::error!(error = %pool, "render pool unavailable");
-                Rendered::Retry
+                None
             }
         }
     }
@@ -229,16 +219,16 @@ impl Session {
 
     /// Hands the outcome to the tracker, waiting if it is behind (backpressure).
     /// The in-flight guard goes with it and is released only once the outcome is
-    /// stored, so the dispatcher cannot read the recipient again before that.
+    /// stored: released earlier, the dispatcher could read the recipient as still
+    /// pending and send it again.
     async fn store(&self, work: Work, outcome: Outcome) {
-        let Work { run, guard, .. } = work;
         let message = RecordOutcome {
-            tenant: run.tenant,
-            campaign: run.campaign,
+            tenant: work.run.tenant,
+            campaign: work.run.campaign,
             outcome,
-            guard: Some(guard),
+            guard: Some(work.guard),
         };
-        if let Err(err) = run.tracking.send(message).await {
+        if let Err(err) = work.run.tracking.send(message).await {
             tracing::error!(error = %err, "tracking actor unavailable; outcome not stored");
         }
     }

@@ -59,6 +59,10 @@ pub enum FaultAction {
         /// Body bytes to receive before closing (only at `data`).
         #[serde(default = "default_after_bytes")]
         after_bytes: u64,
+        /// Only the first attempt of each matching recipient is cut off, so a
+        /// sender's retry gets through (tests of retry after a lost DATA).
+        #[serde(default)]
+        first_attempt_only: bool,
     },
     /// `451 4.7.1` on the first attempt of each (sender, recipient) pair;
     /// later attempts pass. Only at `rcpt`.
@@ -294,9 +298,18 @@ impl Faults {
                     state.delay = state.delay.max(Duration::from_millis(*millis));
                     Verdict::Pass
                 }
-                FaultAction::Disconnect { after_bytes } => Verdict::Disconnect {
-                    after_bytes: *after_bytes,
-                },
+                FaultAction::Disconnect {
+                    after_bytes,
+                    first_attempt_only,
+                } => {
+                    if *first_attempt_only && !self.first_cut(rule, subjects) {
+                        Verdict::Pass
+                    } else {
+                        Verdict::Disconnect {
+                            after_bytes: *after_bytes,
+                        }
+                    }
+                }
                 FaultAction::Greylist => self.greylist(sender, subjects),
             };
             if verdict != Verdict::Pass {
@@ -325,6 +338,15 @@ impl Faults {
         } else {
             Verdict::Pass
         }
+    }
+
+    /// Whether this is the first time `rule` cuts off a message to the first
+    /// of `subjects` it applies to; later attempts of that recipient pass.
+    fn first_cut(&self, rule: &CompiledRule, subjects: &[&str]) -> bool {
+        subjects
+            .iter()
+            .find(|s| rule.applies(s))
+            .is_some_and(|s| self.first_sighting(address_hash(rule.salt ^ 0xc075, s)))
     }
 
     fn share_verdict(&self, rcpt: &str) -> Verdict {

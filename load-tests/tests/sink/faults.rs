@@ -195,7 +195,10 @@ async fn a_disconnect_in_the_middle_of_data_leaves_nothing_recorded() {
         faults: vec![rule(
             "cut.example",
             None,
-            FaultAction::Disconnect { after_bytes: 100 },
+            FaultAction::Disconnect {
+                after_bytes: 100,
+                first_attempt_only: false,
+            },
         )],
         ..SinkConfig::default()
     })
@@ -213,6 +216,39 @@ async fn a_disconnect_in_the_middle_of_data_leaves_nothing_recorded() {
     );
     assert_eq!(sink.recorder.total_messages(), 0);
     assert_eq!(sink.recorder.count_for("a@cut.example"), 0);
+}
+
+#[tokio::test]
+async fn a_first_attempt_only_disconnect_cuts_each_recipient_once_and_accepts_the_retry() {
+    let config = SinkConfig::from_toml(
+        r#"
+        [[faults]]
+        match = "*@cut.example"
+        kind = "disconnect"
+        after_bytes = 10
+        first_attempt_only = true
+        "#,
+    )
+    .expect("scenario parses");
+    let sink = sink_with(config).await;
+    let body = [b'z'; 1000];
+
+    for rcpt in ["a@cut.example", "b@cut.example"] {
+        let mut first = greeted(&sink).await;
+        first.cmd("MAIL FROM:<s@x.example>").await;
+        first.cmd(&format!("RCPT TO:<{rcpt}>")).await;
+        assert_eq!(first.cmd("DATA").await.code, 354);
+        first.send(&wire_body(&body)).await;
+        assert!(first.reply().await.is_none(), "{rcpt}: cut off");
+    }
+    let retry = greeted(&sink)
+        .await
+        .deliver("s@x.example", &["a@cut.example"], &body)
+        .await;
+
+    assert_eq!(retry.code, 250);
+    assert_eq!(sink.recorder.count_for("a@cut.example"), 1);
+    assert_eq!(sink.recorder.count_for("b@cut.example"), 0);
 }
 
 #[tokio::test]
