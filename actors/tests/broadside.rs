@@ -1,4 +1,5 @@
 //! The `broadside` crate's one integration-test binary: the real executable, driven
 //! the way operators drive it.
 
+mod api;
 mod cli;

@@ -84,13 +84,24 @@ async fn view(state: &ApiState, campaign: Campaign) -> Result<CampaignView, V1Er
 
 /// Syntax errors are reported at creation; unknown variables can only be judged
 /// against an import's columns, so they wait for the launch.
+/// Each unknown variable is taken as a column to be and the compile retried, so
+/// a syntax error after a variable is still found; bounded, as every round adds
+/// one name.
 fn check_templates(definition: &CampaignDefinition) -> Result<(), V1Error> {
-    match CompiledCampaign::compile(definition, &[]) {
-        Ok(_) | Err(TemplateError::UnknownVariable { .. }) => Ok(()),
-        Err(TemplateError::Definition(e)) => Err(V1Error::Invalid(e.to_string())),
-        Err(e) => Err(V1Error::Template(e.to_string())),
+    let mut columns = Vec::new();
+    for _ in 0..MAX_TEMPLATE_VARIABLES {
+        match CompiledCampaign::compile(definition, &columns) {
+            Ok(_) => return Ok(()),
+            Err(TemplateError::UnknownVariable { name, .. }) => columns.push(name),
+            Err(TemplateError::Definition(e)) => return Err(V1Error::Invalid(e.to_string())),
+            Err(e) => return Err(V1Error::Template(e.to_string())),
+        }
     }
+    Ok(())
 }
+
+/// Enough for any real campaign; past it the launch still checks everything.
+const MAX_TEMPLATE_VARIABLES: usize = 256;
 
 pub async fn create(state: web::Data<ApiState>, signed: Signed) -> Result<HttpResponse, V1Error> {
     let request: CreateCampaign = parse_json(&signed.body)?;

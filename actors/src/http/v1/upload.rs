@@ -290,6 +290,8 @@ fn read_report(path: &PathBuf, limit: usize) -> Vec<Rejection> {
     reader
         .records()
         .filter_map(Result::ok)
+        // Rows without a line are verdicts on the whole file, said in `error`.
+        .filter(|record| record.get(0).is_some_and(|line| !line.is_empty()))
         .take(limit)
         .map(|record| {
             let field = |i: usize| record.get(i).filter(|v| !v.is_empty()).map(str::to_owned);
