@@ -1,5 +1,6 @@
 //! The `broadside` crate's one integration-test binary: the real executable, driven
 //! the way operators drive it.
 
+mod api;
 mod cli;
 mod pipeline;

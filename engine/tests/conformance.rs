@@ -10,9 +10,11 @@
 
 mod campaigns;
 mod delivery;
+mod keys;
 
 pub use campaigns::*;
 pub use delivery::*;
+pub use keys::*;
 
 use chrono::{TimeZone, Utc};
 use engine::model::{
@@ -48,6 +50,10 @@ macro_rules! conformance_tests {
             a_definition_of_an_unknown_or_another_tenants_campaign_is_refused,
             dropping_campaign_data_removes_recipients_and_keeps_counters,
             migrate_twice_applies_nothing_the_second_time,
+            api_keys_are_created_listed_and_found_by_id,
+            api_key_ids_are_unique_and_need_an_existing_tenant,
+            a_revoked_key_stays_revoked_with_its_first_revocation_time,
+            another_tenants_key_cannot_be_revoked_or_listed,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -135,7 +135,10 @@ async fn everything_survives_reopening_the_store() {
 async fn migrate_reports_what_it_applied_and_tenant_files_are_migrated_on_creation() {
     let dir = TempDir::new().unwrap();
     let store = open(dir.path());
-    assert_eq!(store.migrate().await.unwrap(), ["global/0001_init"]);
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        ["global/0001_init", "global/0002_api_keys"]
+    );
     let tenant = store
         .create_tenant(&TenantName::parse("acme").unwrap())
         .await

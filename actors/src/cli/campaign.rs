@@ -9,8 +9,8 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use engine::config::Config;
 use engine::model::{CampaignName, TenantId, TenantName};
-use engine::render::{CampaignDefinition, CompiledCampaign, Mailbox};
-use engine::store::{Campaign, CampaignStatus, Store};
+use engine::render::{CampaignDefinition, CompiledCampaign, Mailbox, TemplateError};
+use engine::store::{Campaign, CampaignStatus, Store, StoreError};
 use serde::Deserialize;
 
 use crate::app;
@@ -168,29 +168,41 @@ async fn create(store: &dyn Store, target: &Target, path: &Path) -> anyhow::Resu
     Ok(())
 }
 
+/// Why a campaign cannot be launched; the HTTP API maps each to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(
+        "campaign {0} has no definition; set one with `broadside campaign create --definition FILE`"
+    )]
+    NoDefinition(CampaignName),
+    #[error("campaign {0} has no recipients; import a file first")]
+    NotImported(CampaignName),
+    #[error("the stored definition of campaign {0} is unreadable: {1}")]
+    Unreadable(CampaignName, serde_json::Error),
+    #[error("campaign {0} cannot be launched: {1}")]
+    Template(CampaignName, TemplateError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Compiles the templates against the imported columns first, so a template error
 /// stops the launch before anything is sent.
 pub async fn launch_checked(
     store: &dyn Store,
     tenant: TenantId,
     campaign: &Campaign,
-) -> anyhow::Result<()> {
+) -> Result<(), LaunchError> {
+    let name = || campaign.name.clone();
     let Some(json) = campaign.definition.as_deref() else {
-        bail!(
-            "campaign {} has no definition; set one with `broadside campaign create --definition FILE`",
-            campaign.name
-        );
+        return Err(LaunchError::NoDefinition(name()));
     };
     if !campaign.imported {
-        bail!(
-            "campaign {} has no recipients; import a file first",
-            campaign.name
-        );
+        return Err(LaunchError::NotImported(name()));
     }
     let definition: CampaignDefinition =
-        serde_json::from_str(json).context("the stored definition is unreadable")?;
+        serde_json::from_str(json).map_err(|e| LaunchError::Unreadable(name(), e))?;
     CompiledCampaign::compile(&definition, &campaign.columns)
-        .with_context(|| format!("campaign {} cannot be launched", campaign.name))?;
+        .map_err(|e| LaunchError::Template(name(), e))?;
     store
         .set_campaign_status(tenant, campaign.id, CampaignStatus::Running)
         .await?;

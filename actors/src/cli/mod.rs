@@ -3,6 +3,7 @@
 pub mod campaign;
 mod demo;
 mod import;
+mod key;
 mod serve;
 mod tenant;
 
@@ -40,10 +41,13 @@ pub enum Command {
     Tenant(tenant::TenantCommand),
     /// Import a recipient CSV file into a campaign (created as a draft if needed).
     Import(import::ImportArgs),
+    /// Manage API keys: create (prints the secret once), list, revoke.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// Manage campaigns: define, launch, pause, resume, cancel, status.
     #[command(subcommand)]
     Campaign(campaign::CampaignCommand),
-    /// Run the engine: send running campaigns until stopped (SIGINT/SIGTERM).
+    /// Run the engine and the HTTP API until stopped (SIGINT/SIGTERM).
     Serve,
     /// Send the sample campaign to generated recipients through a loopback sink,
     /// on a fresh embedded store: the whole path, nothing to install.
@@ -77,6 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Tenant(command) => tenant::run(&config, command).await,
             Command::Import(args) => import::run(&config, args).await,
             Command::Campaign(command) => campaign::run(&config, command).await,
+            Command::Key(command) => key::run(&config, command).await,
         }
     })
 }

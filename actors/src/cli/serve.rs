@@ -1,5 +1,6 @@
-//! `broadside serve`: runs the engine until SIGINT or SIGTERM, then stops
-//! dispatching and stores every buffered outcome before exiting.
+//! `broadside serve`: runs the engine and the HTTP API until SIGINT or SIGTERM,
+//! then finishes API requests in flight, stops dispatching and stores every
+//! buffered outcome before exiting.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -9,7 +10,10 @@ use anyhow::Context as _;
 use engine::clock::SystemClock;
 use engine::config::Config;
 
+use actix_web::web;
+
 use crate::app;
+use crate::http::{ApiState, Application};
 use crate::runtime::Runtime;
 use crate::telemetry;
 
@@ -29,8 +33,17 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
             tracing::info!(%listen, "metrics at http://{listen}/metrics");
         }
         let runtime = Runtime::start(&config, store, Arc::new(SystemClock))?;
+        let state = web::Data::new(ApiState::new(&config, runtime.clone())?);
+        let api = Application::build(&config, state)?;
+        let scheme = if api.tls { "https" } else { "http" };
+        tracing::info!(listen = %api.addr, "API at {scheme}://{}/v1", api.addr);
+        let server = api.spawn();
         tracing::info!("broadside is running");
         shutdown_signal().await;
+        // Requests in flight finish first (up to api.shutdown_timeout): they may
+        // launch or pause campaigns, which the drain below must then see.
+        tracing::info!("shutting down: finishing API requests in flight");
+        server.stop(true).await;
         tracing::info!("shutting down: storing outcomes of messages in flight");
         runtime.drain().await;
         Ok(ExitCode::SUCCESS)

@@ -2,3 +2,4 @@
 //! requests to these types.
 
 pub mod escher;
+pub mod keys;

@@ -3,6 +3,7 @@
 //! variable, parsed once at start-up into the typed [`Config`] and passed down.
 //! Nothing reads the file or the environment after [`Config::load`].
 
+mod api;
 mod error;
 mod load;
 mod secret;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
+pub use api::ApiConfig;
 pub use error::{ConfigError, Origin};
 pub use load::{DEFAULT_FILE, ENV_PREFIX};
 pub use secret::{REDACTED, Secret, redact_url};
@@ -37,6 +39,7 @@ pub struct Config {
     pub send: SendConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub api: ApiConfig,
 }
 
 impl Default for Config {
@@ -48,6 +51,7 @@ impl Default for Config {
             send: SendConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }

@@ -12,6 +12,9 @@ pub enum StoreError {
         tenant: TenantId,
         campaign: CampaignId,
     },
+    /// No such API key for this tenant (another tenant's key is not found either).
+    #[error("API key {0} does not exist")]
+    UnknownApiKey(String),
     #[error("{what} {name:?} already exists")]
     AlreadyExists { what: &'static str, name: String },
     #[error("campaign {campaign} is {status} and cannot {action}")]

@@ -33,6 +33,19 @@ pub struct Tenant {
     pub created_at: DateTime<Utc>,
 }
 
+/// An API key as listed: never its secret, which is stored sealed (see
+/// `auth::keys`) and only handed to the authentication path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    /// Unique across the installation; the Escher credential names it.
+    pub id: String,
+    /// The tenant every request signed with this key acts for.
+    pub tenant: TenantId,
+    pub created_at: DateTime<Utc>,
+    /// Set once; a revoked key never authenticates again.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// Where a campaign is in its life. `Draft` until launched; `Completed` once every
 /// recipient is final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -257,6 +270,21 @@ pub trait Store: Send + Sync + 'static {
     async fn create_tenant(&self, name: &TenantName) -> StoreResult<Tenant>;
     async fn tenants(&self) -> StoreResult<Vec<Tenant>>;
     async fn tenant(&self, name: &TenantName) -> StoreResult<Option<Tenant>>;
+
+    /// Stores a new key of `tenant` with its sealed secret.
+    async fn create_api_key(
+        &self,
+        tenant: TenantId,
+        key_id: &str,
+        sealed_secret: &[u8],
+    ) -> StoreResult<ApiKey>;
+    /// The tenant's keys, revoked ones included, oldest first.
+    async fn api_keys(&self, tenant: TenantId) -> StoreResult<Vec<ApiKey>>;
+    /// A key of any tenant by id, with its sealed secret: the authentication path.
+    async fn api_key(&self, key_id: &str) -> StoreResult<Option<(ApiKey, Vec<u8>)>>;
+    /// Revokes one of the tenant's keys (`UnknownApiKey` for another tenant's);
+    /// revoking again keeps the first revocation time.
+    async fn revoke_api_key(&self, tenant: TenantId, key_id: &str) -> StoreResult<()>;
 
     async fn create_campaign(&self, tenant: TenantId, name: &CampaignName)
     -> StoreResult<Campaign>;

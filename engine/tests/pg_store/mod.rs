@@ -96,7 +96,10 @@ async fn migrations_apply_once_even_when_two_processes_race() {
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     let mut applied = [ra.expect("migrate a"), rb.expect("migrate b")].concat();
     applied.sort();
-    assert_eq!(applied, vec!["0001_global".to_owned()]);
+    assert_eq!(
+        applied,
+        vec!["0001_global".to_owned(), "0002_api_keys".to_owned()]
+    );
 
     a.create_tenant(&tenant_name("acme")).await.expect("tenant");
     assert_eq!(a.migrate().await.expect("again"), Vec::<String>::new());

@@ -90,6 +90,17 @@ pub(crate) fn canonical_request_with<S: AsRef<str>>(
     request: &Request<'_>,
     signed_headers: &[S],
 ) -> String {
+    canonical_request_hashed(request, signed_headers, &hex(&hash.digest(request.body)))
+}
+
+/// The canonical request with the body hash given as lower-case hex, for bodies
+/// hashed while they stream (see `authenticate_prehashed`); `request.body` is
+/// ignored.
+pub(crate) fn canonical_request_hashed<S: AsRef<str>>(
+    request: &Request<'_>,
+    signed_headers: &[S],
+    body_hash_hex: &str,
+) -> String {
     let names = normalize_header_names(signed_headers);
     let (path, query) = split_url(request.url);
     let mut lines = vec![
@@ -100,7 +111,7 @@ pub(crate) fn canonical_request_with<S: AsRef<str>>(
     lines.extend(header_lines(request, &names));
     lines.push(String::new());
     lines.push(names.join(";"));
-    lines.push(hex(&hash.digest(request.body)));
+    lines.push(body_hash_hex.to_owned());
     lines.join("\n")
 }
 

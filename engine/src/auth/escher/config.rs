@@ -39,6 +39,14 @@ impl HashAlgo {
         }
     }
 
+    /// An incremental hasher, for bodies too large to hold in memory.
+    pub fn hasher(self) -> BodyHasher {
+        match self {
+            Self::Sha256 => BodyHasher::Sha256(Sha256::default()),
+            Self::Sha512 => BodyHasher::Sha512(Sha512::default()),
+        }
+    }
+
     pub(crate) fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         match self {
             Self::Sha256 => hmac_with::<Sha256>(key, data),
@@ -68,6 +76,37 @@ impl FromStr for HashAlgo {
             "SHA256" => Ok(Self::Sha256),
             "SHA512" => Ok(Self::Sha512),
             _ => Err(EscherError::UnsupportedHash),
+        }
+    }
+}
+
+/// Hashes a request body chunk by chunk, so a streamed upload can be verified
+/// without buffering it (see `authenticate_prehashed`).
+#[derive(Clone)]
+pub enum BodyHasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl fmt::Debug for BodyHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BodyHasher")
+    }
+}
+
+impl BodyHasher {
+    pub fn update(&mut self, chunk: &[u8]) {
+        match self {
+            Self::Sha256(h) => h.update(chunk),
+            Self::Sha512(h) => h.update(chunk),
+        }
+    }
+
+    /// The digest of everything fed so far.
+    pub fn finish(self) -> Vec<u8> {
+        match self {
+            Self::Sha256(h) => h.finalize().to_vec(),
+            Self::Sha512(h) => h.finalize().to_vec(),
         }
     }
 }

@@ -11,7 +11,7 @@ mod sign;
 mod verify;
 
 pub use canonical::{Request, canonical_request, string_to_sign};
-pub use config::{DEFAULT_PRESIGN_EXPIRY, EscherConfig, HashAlgo, Secret};
+pub use config::{BodyHasher, DEFAULT_PRESIGN_EXPIRY, EscherConfig, HashAlgo, Secret};
 pub use error::EscherError;
-pub use sign::{presign_url, sign_request, signed_header_names};
-pub use verify::authenticate;
+pub use sign::{presign_url, sign_request, sign_request_prehashed, signed_header_names};
+pub use verify::{ClaimedKey, authenticate, authenticate_prehashed, claimed_key};

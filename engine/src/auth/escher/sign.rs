@@ -5,11 +5,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::canonical::{
-    LONG_DATE, Request, SHORT_DATE, UNSIGNED_PAYLOAD, canonical_request, normalize_header_names,
-    signature, string_to_sign,
+    LONG_DATE, Request, SHORT_DATE, UNSIGNED_PAYLOAD, canonical_request, canonical_request_hashed,
+    normalize_header_names, signature, string_to_sign,
 };
 use super::config::{EscherConfig, Secret};
-use super::encoding::percent_encode;
+use super::encoding::{hex, percent_encode};
 use super::error::EscherError;
 
 /// The header names a request will be signed over: the caller's choice plus
@@ -39,6 +39,41 @@ pub fn sign_request<S: AsRef<str>>(
     headers_to_sign: &[S],
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, String)>, EscherError> {
+    sign(config, key_id, secret, request, None, headers_to_sign, now)
+}
+
+/// Like [`sign_request`] for a body known only by its digest (`config.hash`),
+/// e.g. a file streamed to the server; `request.body` is ignored.
+pub fn sign_request_prehashed<S: AsRef<str>>(
+    config: &EscherConfig,
+    key_id: &str,
+    secret: &Secret,
+    request: &Request<'_>,
+    body_digest: &[u8],
+    headers_to_sign: &[S],
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, String)>, EscherError> {
+    let digest = Some(body_digest);
+    sign(
+        config,
+        key_id,
+        secret,
+        request,
+        digest,
+        headers_to_sign,
+        now,
+    )
+}
+
+fn sign<S: AsRef<str>>(
+    config: &EscherConfig,
+    key_id: &str,
+    secret: &Secret,
+    request: &Request<'_>,
+    body_digest: Option<&[u8]>,
+    headers_to_sign: &[S],
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, String)>, EscherError> {
     request.validate()?;
     check_credentials(key_id, secret)?;
     if request.header("host").is_none() {
@@ -63,7 +98,10 @@ pub fn sign_request<S: AsRef<str>>(
         ..*request
     };
     let signed = signed_header_names(config, &with_date, headers_to_sign);
-    let canonical = canonical_request(config, &with_date, &signed);
+    let canonical = match body_digest {
+        Some(digest) => canonical_request_hashed(&with_date, &signed, &hex(digest)),
+        None => canonical_request(config, &with_date, &signed),
+    };
     let to_sign = string_to_sign(config, &canonical, now);
     let sig = signature(config, config.hash, secret, now, &to_sign);
     let auth = format!(

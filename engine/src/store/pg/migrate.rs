@@ -13,11 +13,18 @@ struct Migration {
     sql: &'static str,
 }
 
-const GLOBAL: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_global",
-    sql: include_str!("migrations/0001_global.sql"),
-}];
+const GLOBAL: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_global",
+        sql: include_str!("migrations/0001_global.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_api_keys",
+        sql: include_str!("migrations/0002_api_keys.sql"),
+    },
+];
 
 /// Tenant migrations; `{{schema}}` stands for the tenant's schema.
 const TENANT: &[Migration] = &[

@@ -6,6 +6,7 @@
 mod catalog;
 mod copy;
 mod import;
+mod keys;
 mod manager;
 mod migrate;
 mod outcomes;
@@ -21,7 +22,7 @@ use chrono::{DateTime, Utc};
 use self::manager::{PgManager, Pool};
 use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
 use crate::store::{
-    Campaign, CampaignCounters, CampaignStatus, Event, ImportWriter, Outcome, Recipient,
+    ApiKey, Campaign, CampaignCounters, CampaignStatus, Event, ImportWriter, Outcome, Recipient,
     RecipientBatch, RecordReport, Store, StoreError, StoreResult, Tenant,
 };
 
@@ -92,6 +93,27 @@ impl Store for PgStore {
 
     async fn tenant(&self, name: &TenantName) -> StoreResult<Option<Tenant>> {
         catalog::tenant(&*self.conn().await?, name).await
+    }
+
+    async fn create_api_key(
+        &self,
+        tenant: TenantId,
+        key_id: &str,
+        sealed_secret: &[u8],
+    ) -> StoreResult<ApiKey> {
+        keys::create(&*self.conn().await?, tenant, key_id, sealed_secret).await
+    }
+
+    async fn api_keys(&self, tenant: TenantId) -> StoreResult<Vec<ApiKey>> {
+        keys::list(&*self.conn().await?, tenant).await
+    }
+
+    async fn api_key(&self, key_id: &str) -> StoreResult<Option<(ApiKey, Vec<u8>)>> {
+        keys::get(&*self.conn().await?, key_id).await
+    }
+
+    async fn revoke_api_key(&self, tenant: TenantId, key_id: &str) -> StoreResult<()> {
+        keys::revoke(&*self.conn().await?, tenant, key_id).await
     }
 
     async fn create_campaign(

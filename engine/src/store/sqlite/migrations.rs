@@ -14,11 +14,18 @@ pub(super) struct Migration {
     step: Option<fn(&Connection) -> StoreResult<()>>,
 }
 
-pub(super) const GLOBAL: &[Migration] = &[Migration {
-    name: "0001_init",
-    sql: include_str!("migrations/global/0001_init.sql"),
-    step: None,
-}];
+pub(super) const GLOBAL: &[Migration] = &[
+    Migration {
+        name: "0001_init",
+        sql: include_str!("migrations/global/0001_init.sql"),
+        step: None,
+    },
+    Migration {
+        name: "0002_api_keys",
+        sql: include_str!("migrations/global/0002_api_keys.sql"),
+        step: None,
+    },
+];
 
 pub(super) const TENANT: &[Migration] = &[
     Migration {

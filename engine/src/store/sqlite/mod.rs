@@ -10,6 +10,7 @@
 mod catalog;
 mod convert;
 mod import;
+mod keys;
 mod migrations;
 mod recipients;
 mod worker;
@@ -28,7 +29,7 @@ use self::convert::db_error;
 use self::worker::Worker;
 use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
 use crate::store::{
-    Campaign, CampaignCounters, CampaignStatus, Event, ImportWriter, Outcome, Recipient,
+    ApiKey, Campaign, CampaignCounters, CampaignStatus, Event, ImportWriter, Outcome, Recipient,
     RecipientBatch, RecordReport, Store, StoreError, StoreResult, Tenant,
 };
 
@@ -204,6 +205,42 @@ impl Store for SqliteStore {
         self.inner
             .global
             .call(move |conn| catalog::tenant_by_name(conn, &name))
+            .await
+    }
+
+    async fn create_api_key(
+        &self,
+        tenant: TenantId,
+        key_id: &str,
+        sealed_secret: &[u8],
+    ) -> StoreResult<ApiKey> {
+        let (key_id, sealed) = (key_id.to_owned(), sealed_secret.to_vec());
+        self.inner
+            .global
+            .call(move |conn| keys::create(conn, tenant, &key_id, &sealed))
+            .await
+    }
+
+    async fn api_keys(&self, tenant: TenantId) -> StoreResult<Vec<ApiKey>> {
+        self.inner
+            .global
+            .call(move |conn| keys::list(conn, tenant))
+            .await
+    }
+
+    async fn api_key(&self, key_id: &str) -> StoreResult<Option<(ApiKey, Vec<u8>)>> {
+        let key_id = key_id.to_owned();
+        self.inner
+            .global
+            .call(move |conn| keys::get(conn, &key_id))
+            .await
+    }
+
+    async fn revoke_api_key(&self, tenant: TenantId, key_id: &str) -> StoreResult<()> {
+        let key_id = key_id.to_owned();
+        self.inner
+            .global
+            .call(move |conn| keys::revoke(conn, tenant, &key_id))
             .await
     }
 

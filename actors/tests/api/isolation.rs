@@ -1,0 +1,64 @@
+//! Tenant isolation: tenant B's key with tenant A's campaign id gets 404 on every
+//! endpoint (never 403, so existence does not leak) and no byte of A's data.
+
+use super::{CSV, TestApp, code, create_body};
+
+#[actix_web::test]
+async fn another_tenants_ids_are_not_found_on_every_endpoint() {
+    let app = TestApp::spawn().await;
+    let alpha = app.tenant_with_key("alpha").await;
+    let beta = app.tenant_with_key("beta").await;
+    let (_, created) = app
+        .json(&alpha, "POST", "/v1/campaigns", &create_body("secret-plan"))
+        .await;
+    let id = created["id"].as_i64().expect("id");
+    let base = format!("/v1/campaigns/{id}");
+    let (status, _) = app
+        .json(&alpha, "PUT", &format!("{base}/recipients"), CSV.as_bytes())
+        .await;
+    assert_eq!(status, 200);
+    let endpoints: Vec<(&str, String, &[u8])> = vec![
+        ("GET", base.clone(), b""),
+        ("PUT", format!("{base}/recipients"), CSV.as_bytes()),
+        ("POST", format!("{base}/imports"), b"{}"),
+        ("POST", format!("{base}/launch"), b""),
+        ("POST", format!("{base}/pause"), b""),
+        ("POST", format!("{base}/resume"), b""),
+        ("POST", format!("{base}/cancel"), b""),
+        ("GET", format!("{base}/stats"), b""),
+        ("GET", format!("{base}/recipients/ann@a.example"), b""),
+    ];
+
+    for (method, path, body) in &endpoints {
+        let response = app.send(&beta, method, path, body).await;
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+
+        assert_eq!(status, 404, "{method} {path}: {text}");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("json error");
+        assert_eq!(code(&json), "not_found", "{text}");
+        for secret in [
+            "secret-plan",
+            "ann@a.example",
+            "Ann",
+            "first_name",
+            "acme.example",
+        ] {
+            // The recipient path names the address itself; the body must not.
+            let echoed = path.contains(secret) && secret == "ann@a.example";
+            assert!(
+                echoed || !text.contains(secret),
+                "{method} {path} leaks {secret}: {text}"
+            );
+        }
+    }
+    let (_, listed) = app.json(&beta, "GET", "/v1/campaigns", b"").await;
+    assert_eq!(listed["campaigns"], serde_json::json!([]));
+    let (_, mine) = app.json(&alpha, "GET", &base, b"").await;
+    assert_eq!(
+        mine["status"], "draft",
+        "nothing B did changed A's campaign: {mine}"
+    );
+    assert_eq!(mine["counters"]["pending"], 3);
+    app.stop().await;
+}

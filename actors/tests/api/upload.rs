@@ -1,0 +1,157 @@
+//! Streamed recipient uploads: memory stays flat for a 100 MB file, and a body
+//! that does not match its signature is never committed.
+
+use bytes::Bytes;
+use chrono::Utc;
+use engine::auth::escher::{EscherConfig, HashAlgo};
+
+use super::{TestApp, code, create_body};
+
+/// Rows of about 1 KiB: 100 MB in ~100,000 rows keeps the test quick while the
+/// byte count is what memory would grow with if the body were buffered.
+fn row(i: u64) -> String {
+    format!("r{i}@d{}.example,{}\n", i % 50, "x".repeat(1000))
+}
+
+fn chunks(rows: u64) -> impl Iterator<Item = Bytes> {
+    std::iter::once(Bytes::from_static(b"email,padding\n")).chain((0..rows).step_by(64).map(
+        move |start| {
+            let end = (start + 64).min(rows);
+            Bytes::from((start..end).map(row).collect::<String>())
+        },
+    ))
+}
+
+fn vm_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[actix_web::test]
+async fn a_100_mb_upload_streams_with_flat_memory() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant_with_key("acme").await;
+    let (_, created) = app
+        .json(&acme, "POST", "/v1/campaigns", &create_body("big"))
+        .await;
+    let path = format!("/v1/campaigns/{}/recipients", created["id"]);
+    let rows = 100_000;
+    let mut hasher = HashAlgo::Sha256.hasher();
+    let mut size = 0usize;
+    for chunk in chunks(rows) {
+        size += chunk.len();
+        hasher.update(&chunk);
+    }
+    assert!(size >= 100_000_000, "{size}");
+    let headers = signed_for_digest(&app, &acme, &path, &hasher.finish());
+    let before = vm_rss_kib();
+
+    let stream = futures_util::stream::iter(chunks(rows).map(Ok::<_, std::io::Error>));
+    let mut request = app
+        .client
+        .put(app.url(&path))
+        .body(reqwest::Body::wrap_stream(stream));
+    for (name, value) in &headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("upload");
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.expect("json");
+    let after = vm_rss_kib();
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["loaded"], rows, "{body}");
+    let growth_mib = after.saturating_sub(before) / 1024;
+    assert!(
+        growth_mib < 40,
+        "RSS grew by {growth_mib} MiB ({before} -> {after} KiB)"
+    );
+    app.stop().await;
+}
+
+/// Signs a request whose body the signer only knows by its digest, the way a
+/// client streaming a file would (the signature covers the body's hash).
+fn signed_for_digest(
+    app: &TestApp,
+    key: &super::Key,
+    path: &str,
+    digest: &[u8],
+) -> Vec<(String, String)> {
+    let headers = vec![("host".to_owned(), app.addr.to_string())];
+    let request = engine::auth::escher::Request {
+        method: "PUT",
+        url: path,
+        headers: &headers,
+        body: b"",
+    };
+    engine::auth::escher::sign_request_prehashed(
+        &EscherConfig::default(),
+        &key.key_id,
+        &key.secret,
+        &request,
+        digest,
+        &["host"],
+        Utc::now(),
+    )
+    .expect("signs")
+}
+
+#[actix_web::test]
+async fn an_upload_whose_body_does_not_match_its_signature_is_not_committed() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant_with_key("acme").await;
+    let (_, created) = app
+        .json(&acme, "POST", "/v1/campaigns", &create_body("tampered"))
+        .await;
+    let path = format!("/v1/campaigns/{}/recipients", created["id"]);
+    let signed = b"email\nann@a.example\n";
+    let sent = b"email\nmallory@evil.example\n".to_vec();
+    let headers = app.sign_at(&acme, "PUT", &path, signed, Utc::now());
+
+    let response = app.send_with("PUT", &path, sent, &headers).await;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.expect("json");
+    let (_, campaign) = app
+        .json(
+            &acme,
+            "GET",
+            &format!("/v1/campaigns/{}", created["id"]),
+            b"",
+        )
+        .await;
+
+    assert_eq!(
+        (status.as_u16(), code(&body)),
+        (401, "signature_mismatch"),
+        "{body}"
+    );
+    assert_eq!(campaign["imported"], false, "{campaign}");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_file_with_too_many_bad_rows_is_rejected_with_its_report() {
+    let app = TestApp::spawn().await;
+    let acme = app.tenant_with_key("acme").await;
+    let (_, created) = app
+        .json(&acme, "POST", "/v1/campaigns", &create_body("bad"))
+        .await;
+    let path = format!("/v1/campaigns/{}/recipients", created["id"]);
+    let csv = "email,first_name\nnope,A\nalso-nope,B\nann@a.example,Ann\n";
+
+    let (status, body) = app.json(&acme, "PUT", &path, csv.as_bytes()).await;
+
+    assert_eq!((status, code(&body)), (422, "file_rejected"), "{body}");
+    assert_eq!(body["loaded"], 0);
+    assert_eq!(
+        body["rejections"].as_array().map(Vec::len),
+        Some(2),
+        "{body}"
+    );
+    assert_eq!(body["rejections"][0]["line"], 2, "{body}");
+    app.stop().await;
+}

@@ -1,0 +1,84 @@
+//! API keys in `broadside.api_keys`: global, looked up by key id on every request.
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Row};
+
+use super::sql;
+use crate::model::TenantId;
+use crate::store::{ApiKey, StoreError, StoreResult};
+
+const KEY_COLUMNS: &str = "key_id, tenant_id, created_at, revoked_at";
+
+fn key_row(row: &Row) -> ApiKey {
+    ApiKey {
+        id: row.get(0),
+        tenant: TenantId(row.get(1)),
+        created_at: row.get(2),
+        revoked_at: row.get(3),
+    }
+}
+
+pub(crate) async fn create(
+    client: &Client,
+    tenant: TenantId,
+    key_id: &str,
+    sealed: &[u8],
+) -> StoreResult<ApiKey> {
+    let query = format!(
+        "INSERT INTO broadside.api_keys (key_id, tenant_id, sealed_secret)
+         VALUES ($1, $2, $3) RETURNING {KEY_COLUMNS}"
+    );
+    let row = client
+        .query_one(&query, &[&key_id, &tenant.0, &sealed])
+        .await
+        .map_err(|e| {
+            if sql::is_unique_violation(&e) {
+                StoreError::AlreadyExists {
+                    what: "API key",
+                    name: key_id.to_owned(),
+                }
+            } else if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
+                StoreError::UnknownTenant(tenant)
+            } else {
+                sql::db_error(e)
+            }
+        })?;
+    Ok(key_row(&row))
+}
+
+pub(crate) async fn list(client: &Client, tenant: TenantId) -> StoreResult<Vec<ApiKey>> {
+    let query = format!(
+        "SELECT {KEY_COLUMNS} FROM broadside.api_keys WHERE tenant_id = $1
+         ORDER BY created_at, key_id"
+    );
+    let rows = client
+        .query(&query, &[&tenant.0])
+        .await
+        .map_err(sql::db_error)?;
+    Ok(rows.iter().map(key_row).collect())
+}
+
+pub(crate) async fn get(client: &Client, key_id: &str) -> StoreResult<Option<(ApiKey, Vec<u8>)>> {
+    let query =
+        format!("SELECT {KEY_COLUMNS}, sealed_secret FROM broadside.api_keys WHERE key_id = $1");
+    let row = client
+        .query_opt(&query, &[&key_id])
+        .await
+        .map_err(sql::db_error)?;
+    Ok(row.map(|row| (key_row(&row), row.get(4))))
+}
+
+pub(crate) async fn revoke(client: &Client, tenant: TenantId, key_id: &str) -> StoreResult<()> {
+    let changed = client
+        .execute(
+            "UPDATE broadside.api_keys SET revoked_at = coalesce(revoked_at, now())
+             WHERE key_id = $1 AND tenant_id = $2",
+            &[&key_id, &tenant.0],
+        )
+        .await
+        .map_err(sql::db_error)?;
+    if changed == 0 {
+        return Err(StoreError::UnknownApiKey(key_id.to_owned()));
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! API keys in the global database: looked up by key id on every request.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::catalog::tenant_exists;
+use super::convert::{db_error, from_ms, is_unique_violation, ms_at, now_ms, to_ms};
+use crate::model::TenantId;
+use crate::store::{ApiKey, StoreError, StoreResult};
+
+const KEY_COLUMNS: &str = "key_id, tenant_id, created_at, revoked_at";
+
+fn key_row(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    Ok(ApiKey {
+        id: row.get(0)?,
+        tenant: TenantId(row.get(1)?),
+        created_at: ms_at(row, 2)?,
+        revoked_at: row.get::<_, Option<i64>>(3)?.and_then(from_ms),
+    })
+}
+
+pub(super) fn create(
+    conn: &Connection,
+    tenant: TenantId,
+    key_id: &str,
+    sealed: &[u8],
+) -> StoreResult<ApiKey> {
+    // SQLite runs with foreign keys off (see `configure`), so the tenant is
+    // checked here.
+    if !tenant_exists(conn, tenant)? {
+        return Err(StoreError::UnknownTenant(tenant));
+    }
+    let created_at = now_ms();
+    conn.execute(
+        "INSERT INTO api_keys (key_id, tenant_id, sealed_secret, created_at)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![key_id, tenant.0, sealed, to_ms(created_at)],
+    )
+    .map_err(|err| match is_unique_violation(&err) {
+        true => StoreError::AlreadyExists {
+            what: "API key",
+            name: key_id.to_owned(),
+        },
+        false => db_error(err),
+    })?;
+    Ok(ApiKey {
+        id: key_id.to_owned(),
+        tenant,
+        created_at,
+        revoked_at: None,
+    })
+}
+
+pub(super) fn list(conn: &Connection, tenant: TenantId) -> StoreResult<Vec<ApiKey>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 ORDER BY created_at, key_id"
+        ))
+        .map_err(db_error)?;
+    let rows = stmt.query_map([tenant.0], key_row).map_err(db_error)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_error)
+}
+
+pub(super) fn get(conn: &Connection, key_id: &str) -> StoreResult<Option<(ApiKey, Vec<u8>)>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {KEY_COLUMNS}, sealed_secret FROM api_keys WHERE key_id = ?1"
+        ))
+        .map_err(db_error)?;
+    stmt.query_row([key_id], |row| Ok((key_row(row)?, row.get(4)?)))
+        .optional()
+        .map_err(db_error)
+}
+
+pub(super) fn revoke(conn: &Connection, tenant: TenantId, key_id: &str) -> StoreResult<()> {
+    let changed = conn
+        .execute(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?3)
+             WHERE key_id = ?1 AND tenant_id = ?2",
+            params![key_id, tenant.0, to_ms(now_ms())],
+        )
+        .map_err(db_error)?;
+    if changed == 0 {
+        return Err(StoreError::UnknownApiKey(key_id.to_owned()));
+    }
+    Ok(())
+}
