@@ -86,16 +86,21 @@ impl Session {
             if work.run.control.is_cancelled() {
                 continue; // the guard drops: the recipient stays pending
             }
-            let Some(message) = self.render(&work).await else {
-                continue;
+            let message = match self.render(&work).await {
+                Ok(message) => message,
+                Err(Some(outcome)) => {
+                    self.store(work, outcome).await;
+                    continue;
+                }
+                Err(None) => continue, // the guard drops; read again later
             };
             if let Err(err) = self.ensure_connected().await {
                 failed = true;
-                self.record(&work, &Err(err)).await;
+                self.record(work, &Err(err)).await;
                 break;
             }
             let result = self.send(&message).await;
-            self.record(&work, &result).await;
+            self.record(work, &result).await;
             if self.limiter.over_limit() {
                 break;
             }
@@ -107,8 +112,12 @@ impl Session {
         failed
     }
 
-    /// Renders (and signs) on the CPU pool; a row that cannot be rendered fails.
-    async fn render(&self, work: &Work) -> Option<engine::render::RenderedMessage> {
+    /// Renders (and signs) on the CPU pool. A row that cannot be rendered gives
+    /// its failed outcome; `Err(None)` when the pool is unavailable.
+    async fn render(
+        &self,
+        work: &Work,
+    ) -> Result<engine::render::RenderedMessage, Option<Outcome>> {
         let run = Arc::clone(&work.run);
         let batch = Arc::clone(&work.batch);
         let index = work.row;
@@ -125,16 +134,14 @@ impl Session {
             })
             .await;
         match result {
-            Ok(Ok(message)) => Some(message),
+            Ok(Ok(message)) => Ok(message),
             Ok(Err(reason)) => {
                 let now = self.delivery.clock.now();
-                let outcome = render_failure(work.batch.row(work.row), reason, now);
-                self.store(work, outcome).await;
-                None
+                Err(Some(render_failure(work.batch.row(work.row), reason, now)))
             }
             Err(pool) => {
                 tracing::error!(error = %pool, "render pool unavailable");
-                None // the guard drops; the recipient is read again later
+                Err(None)
             }
         }
     }
@@ -209,19 +216,22 @@ impl Session {
         result
     }
 
-    async fn record(&self, work: &Work, result: &Result<engine::smtp::Reply, DeliveryError>) {
+    async fn record(&self, work: Work, result: &Result<engine::smtp::Reply, DeliveryError>) {
         let now = self.delivery.clock.now();
         let outcome = delivery_outcome(&work.run, work.batch.row(work.row), result, now);
         self.store(work, outcome).await;
     }
 
     /// Hands the outcome to the tracker, waiting if it is behind (backpressure).
-    async fn store(&self, work: &Work, outcome: Outcome) {
+    /// The in-flight guard goes with it and is released only once the outcome is
+    /// stored: released earlier, the dispatcher would read the still-pending row
+    /// again and send it twice, and a crash could resend more than the window.
+    async fn store(&self, work: Work, outcome: Outcome) {
         let message = RecordOutcome {
             tenant: work.run.tenant,
             campaign: work.run.campaign,
             outcome,
-            guard: None,
+            guard: Some(work.guard),
         };
         if let Err(err) = work.run.tracking.send(message).await {
             tracing::error!(error = %err, "tracking actor unavailable; outcome not stored");
