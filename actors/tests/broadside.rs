@@ -2,3 +2,4 @@
 //! the way operators drive it.
 
 mod cli;
+mod crash;
