@@ -125,6 +125,7 @@ impl CpuPool {
         };
         // The global permit guarantees a free slot, so this never blocks.
         self.inner.sender.try_send(queued).map_err(|_| PoolError)?;
+        metrics::gauge!(crate::telemetry::CPU_QUEUE_DEPTH).set(self.queued() as f64);
         result.await.map_err(|_| PoolError)
     }
 

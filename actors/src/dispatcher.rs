@@ -13,6 +13,7 @@ use engine::store::{CampaignStatus, Store};
 
 use crate::delivery::{Enqueue, QueueDirectory, Work};
 use crate::run::CampaignRun;
+use crate::telemetry as m;
 use crate::tracking::Flush;
 
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +107,10 @@ async fn dispatch(
     let mut dispatched_this_pass = 0usize;
     let clock = queues.clock();
     loop {
+        // Once per batch or idle poll: often enough to watch the window fill and
+        // drain, and cheap.
+        metrics::gauge!(m::IN_FLIGHT, "tenant" => run.tenant.to_string())
+            .set(run.in_flight.len() as f64);
         if run.control.is_cancelled() {
             return DispatchEnd::Cancelled;
         }
