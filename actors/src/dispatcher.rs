@@ -120,6 +120,7 @@ async fn dispatch(
             continue;
         }
         let now = clock.now();
+        run.in_flight.begin_read();
         let read = store
             .due_recipients(run.tenant, run.campaign, cursor, now, settings.batch_size)
             .await;

@@ -2,6 +2,11 @@
 //! be between "read from the store" and "outcome durably written". That bound is
 //! what keeps memory flat, and it is also the documented upper bound on messages
 //! sent twice after a crash (only these can be delivered without a stored outcome).
+//!
+//! It also remembers which recipients left the set since the dispatcher's last
+//! read: a batch is a snapshot, and a row that was in flight when it was read may
+//! have its outcome stored (and leave the set) before the dispatcher reaches it;
+//! without that memory the row would look pending and be sent again.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -13,8 +18,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Debug)]
 pub struct InFlightSet {
     slots: Arc<Semaphore>,
-    ids: Mutex<HashSet<RecipientId>>,
+    ids: Mutex<Ids>,
     limit: usize,
+}
+
+#[derive(Debug, Default)]
+struct Ids {
+    in_flight: HashSet<RecipientId>,
+    /// Left the set since the last `begin_read`; their rows in the batch being
+    /// handed out are stale.
+    left: HashSet<RecipientId>,
 }
 
 /// One recipient in flight; dropping it (after its outcome is stored, or when the
@@ -30,7 +43,10 @@ impl InFlightSet {
     pub fn new(limit: usize) -> Arc<Self> {
         Arc::new(Self {
             slots: Arc::new(Semaphore::new(limit.max(1))),
-            ids: Mutex::new(HashSet::with_capacity(limit.max(1))),
+            ids: Mutex::new(Ids {
+                in_flight: HashSet::with_capacity(limit.max(1)),
+                left: HashSet::new(),
+            }),
             limit: limit.max(1),
         })
     }
@@ -40,7 +56,7 @@ impl InFlightSet {
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().in_flight.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -48,16 +64,26 @@ impl InFlightSet {
     }
 
     pub fn contains(&self, id: RecipientId) -> bool {
-        self.lock().contains(&id)
+        self.lock().in_flight.contains(&id)
+    }
+
+    /// Call just before reading a batch of due recipients: outcomes stored before
+    /// this point are in what the read returns, so only later departures make a
+    /// row of that batch stale. (One dispatcher per campaign reads at a time.)
+    pub fn begin_read(&self) {
+        self.lock().left.clear();
     }
 
     /// Waits for a free slot, then marks `id` in flight. Returns `None` when `id`
-    /// is already in flight (a later pass read it again before its outcome landed).
+    /// is already in flight (a later pass read it again before its outcome landed)
+    /// or left the set since the last `begin_read` (its row is stale).
     pub async fn enter(self: &Arc<Self>, id: RecipientId) -> Option<InFlight> {
         let permit = Arc::clone(&self.slots).acquire_owned().await.ok()?;
-        if !self.lock().insert(id) {
+        let mut ids = self.lock();
+        if ids.left.contains(&id) || !ids.in_flight.insert(id) {
             return None;
         }
+        drop(ids);
         Some(InFlight {
             id,
             set: Arc::clone(self),
@@ -65,7 +91,7 @@ impl InFlightSet {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<RecipientId>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ids> {
         self.ids
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -80,7 +106,9 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.set.lock().remove(&self.id);
+        let mut ids = self.set.lock();
+        ids.in_flight.remove(&self.id);
+        ids.left.insert(self.id);
     }
 }
 
@@ -96,6 +124,20 @@ mod tests {
         assert!(set.enter(RecipientId(1)).await.is_none());
         drop(guard);
         assert!(!set.contains(RecipientId(1)));
+        set.begin_read();
+        assert!(set.enter(RecipientId(1)).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_row_that_left_the_set_after_the_read_is_stale() {
+        let set = InFlightSet::new(4);
+        set.begin_read();
+        let guard = set.enter(RecipientId(1)).await.expect("free");
+        set.begin_read(); // the next batch still shows row 1 as pending ...
+        drop(guard); // ... but its outcome is stored before the dispatcher gets to it
+        assert!(!set.contains(RecipientId(1)));
+        assert!(set.enter(RecipientId(1)).await.is_none(), "sent twice");
+        set.begin_read(); // a read after the outcome was stored is current
         assert!(set.enter(RecipientId(1)).await.is_some());
     }
 
