@@ -3,4 +3,6 @@
 
 mod api;
 mod cli;
+mod crash;
+mod metrics;
 mod pipeline;

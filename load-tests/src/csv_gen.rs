@@ -47,6 +47,12 @@ const STREETS: [&str; 6] = [
     "South Congress Avenue",
 ];
 
+/// The address of generated recipient `i` (1-based) when spread over `domains`
+/// domains, so tests can check deliveries against what was generated.
+pub fn address(i: u64, domains: u64) -> String {
+    format!("firstname.lastname{i}@d{}.example", i % domains.max(1))
+}
+
 /// Writes `rows` recipients (plus a header) spread over 20 domains; returns the size.
 pub fn write_recipients(path: &Path, rows: u64) -> std::io::Result<u64> {
     write_recipients_over(path, rows, 20)
@@ -62,8 +68,8 @@ pub fn write_recipients_over(path: &Path, rows: u64, domains: u64) -> std::io::R
         let (city, country) = CITIES[k % CITIES.len()];
         writeln!(
             out,
-            "firstname.lastname{i}@d{}.example,{},{},{city},{country},\"{} {}\",C{:09},{},2025-{:02}-{:02},{}",
-            i % domains.max(1),
+            "{},{},{},{city},{country},\"{} {}\",C{:09},{},2025-{:02}-{:02},{}",
+            address(i, domains),
             FIRST[k % FIRST.len()],
             LAST[(k / 8) % LAST.len()],
             STREETS[k % STREETS.len()],

@@ -53,6 +53,8 @@ struct Inner {
     /// Workers of the tenant files opened so far. A std mutex: it is held only to
     /// look up or insert, never across an `.await`.
     tenants: Mutex<HashMap<TenantId, Worker>>,
+    /// Held while a tenant file is opened, so only one caller opens it.
+    opening: tokio::sync::Mutex<()>,
     /// Numbers imports so that each has its own staging table.
     next_import: AtomicU64,
 }
@@ -74,6 +76,7 @@ impl SqliteStore {
                 busy_timeout,
                 global,
                 tenants: Mutex::new(HashMap::new()),
+                opening: tokio::sync::Mutex::new(()),
                 next_import: AtomicU64::new(1),
             }),
         })
@@ -87,6 +90,12 @@ impl SqliteStore {
 
     /// Like `tenant`, also returning the migrations applied if this call opened it.
     async fn open_tenant(&self, tenant: TenantId) -> StoreResult<(Worker, Vec<String>)> {
+        if let Some(worker) = self.lock_tenants().get(&tenant) {
+            return Ok((worker.clone(), Vec::new()));
+        }
+        // One opener at a time: two connections setting WAL mode and migrating a
+        // new file at once make the loser fail with SQLITE_BUSY.
+        let _opening = self.inner.opening.lock().await;
         if let Some(worker) = self.lock_tenants().get(&tenant) {
             return Ok((worker.clone(), Vec::new()));
         }
@@ -111,8 +120,6 @@ impl SqliteStore {
             Ok(applied)
         })
         .await?;
-        // Two callers may have raced to open the file; the first to get here wins and
-        // the other worker ends when its handle is dropped.
         let worker = self.lock_tenants().entry(tenant).or_insert(worker).clone();
         let applied = applied
             .into_iter()
