@@ -159,6 +159,11 @@ pub fn build_delivery(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<
         max_messages_per_connection: send.max_messages_per_connection,
         idle_timeout: send.idle_timeout.as_std(),
         queue_capacity: send.queue_capacity,
+        tls_required_domains: send
+            .tls_required_domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
     };
     Ok(Delivery::new(
         settings,

@@ -156,7 +156,7 @@ impl Session {
         let destinations = self.delivery.router.resolve(&self.domain).await?;
         let mut last = DeliveryError::transient(format!("no destination for {}", self.domain));
         for destination in &destinations {
-            let options = self.delivery.session_options(destination)?;
+            let options = self.delivery.session_options(&self.domain, destination)?;
             match SmtpSession::connect(destination.addr, &options).await {
                 Ok(smtp) => {
                     metrics::gauge!(m::SMTP_CONNECTIONS, "domain" => self.label.clone())

@@ -43,6 +43,9 @@ pub struct DeliverySettings {
     pub idle_timeout: Duration,
     /// Recipients waiting per domain queue; past it the dispatcher moves on.
     pub queue_capacity: usize,
+    /// Recipient domains whose mail must travel over verified TLS, whatever MX
+    /// they resolve to.
+    pub tls_required_domains: std::collections::HashSet<String>,
 }
 
 impl Default for DeliverySettings {
@@ -54,6 +57,7 @@ impl Default for DeliverySettings {
             max_messages_per_connection: 1000,
             idle_timeout: Duration::from_secs(5),
             queue_capacity: 256,
+            tls_required_domains: std::collections::HashSet::new(),
         }
     }
 }
@@ -103,9 +107,20 @@ impl Delivery {
         })
     }
 
-    /// Session options for a destination, built once and then cloned.
-    fn session_options(&self, destination: &Destination) -> Result<SessionOptions, DeliveryError> {
-        let mode = destination.tls.unwrap_or(self.settings.tls);
+    /// Session options for a destination, built once and then cloned. A route's
+    /// TLS mode wins; then a domain that requires TLS; then the default.
+    fn session_options(
+        &self,
+        domain: &str,
+        destination: &Destination,
+    ) -> Result<SessionOptions, DeliveryError> {
+        let mode = destination.tls.unwrap_or_else(|| {
+            if self.settings.tls_required_domains.contains(domain) {
+                TlsMode::Required
+            } else {
+                self.settings.tls
+            }
+        });
         let key = (destination.host.clone(), tls_key(mode));
         if let Some(found) = self.sessions.get(&key) {
             return Ok(found.value().clone());

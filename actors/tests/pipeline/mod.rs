@@ -7,3 +7,4 @@ mod dkim;
 mod faults;
 mod harness;
 mod pg;
+mod tls;

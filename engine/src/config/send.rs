@@ -30,6 +30,9 @@ pub struct SendConfig {
     pub queue_capacity: usize,
     /// STARTTLS towards receiving servers: "disabled", "opportunistic" or "required".
     pub tls: String,
+    /// Recipient domains whose mail must go over STARTTLS with a verified
+    /// certificate (deferred otherwise), whatever `tls` says.
+    pub tls_required_domains: Vec<String>,
     /// A session is closed and a new one opened after this many messages.
     pub max_messages_per_connection: u32,
     /// An idle session is closed after this long.
@@ -69,6 +72,7 @@ impl Default for SendConfig {
             poll_interval: Duration::from_secs(1),
             queue_capacity: 256,
             tls: "opportunistic".to_owned(),
+            tls_required_domains: Vec::new(),
             max_messages_per_connection: 1000,
             idle_timeout: Duration::from_secs(5),
             max_connections_per_domain: 10,
