@@ -79,6 +79,13 @@ pub fn describe() {
     describe_counter!(IMPORT_ROWS, "Rows read by imports, by result.");
 }
 
+/// Counts the rows of a finished import. Called by every import path (CLI and
+/// HTTP upload) so the count does not depend on how the file arrived.
+pub fn count_import(outcome: &engine::import::ImportOutcome) {
+    metrics::counter!(IMPORT_ROWS, "result" => "loaded").increment(outcome.loaded);
+    metrics::counter!(IMPORT_ROWS, "result" => "rejected").increment(outcome.rejected);
+}
+
 /// Installs the global recorder with an HTTP listener serving `/metrics`. Call
 /// once per process, from within a tokio runtime.
 pub fn install(listen: SocketAddr) -> anyhow::Result<()> {

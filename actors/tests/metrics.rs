@@ -1,6 +1,7 @@
 //! The Prometheus endpoint of `broadside serve`, scraped over plain HTTP before
 //! and after a small campaign: the counters move by what was sent, every metric
-//! is described, and domain labels stay bounded.
+//! is described, domain labels stay bounded, and `promtool check metrics` (the
+//! Prometheus project's linter) accepts the live scrape.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{Read as _, Write as _};
@@ -74,6 +75,38 @@ fn families_without_help(text: &str) -> Vec<String> {
     };
     let helped = names("# HELP ");
     names("# TYPE ").difference(&helped).cloned().collect()
+}
+
+/// `promtool check metrics` on a scrape, or `None` (after saying so) when promtool
+/// is not installed and not required (`BROADSIDE_REQUIRE_PROMTOOL=1`, as in CI).
+fn promtool_check_metrics(scrape: &str) -> Option<std::process::Output> {
+    let spawned = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(error) => {
+            let required = std::env::var("BROADSIDE_REQUIRE_PROMTOOL").is_ok_and(|v| v == "1");
+            assert!(!required, "promtool is required: {error}");
+            // Straight to stderr: libtest captures the output of passing tests.
+            let notice = format!(
+                "\n*** SKIPPED promtool check metrics: {error}. Install Debian's \
+                 `prometheus` package, or set BROADSIDE_REQUIRE_PROMTOOL=1 to fail.\n"
+            );
+            let _ = std::io::stderr().write_all(notice.as_bytes());
+            return None;
+        }
+    };
+    // promtool reads all of stdin before it writes, so this cannot deadlock.
+    let mut stdin = child.stdin.take().expect("promtool stdin");
+    stdin
+        .write_all(scrape.as_bytes())
+        .expect("scrape to promtool");
+    drop(stdin);
+    Some(child.wait_with_output().expect("promtool runs"))
 }
 
 fn broadside(dir: &Path, env: &HashMap<&str, String>, args: &[&str]) -> Command {
@@ -219,4 +252,12 @@ async fn the_metrics_endpoint_counts_what_a_campaign_sent_with_bounded_labels() 
         PER_DOMAIN as f64
     );
     assert!(!after.contains(&random_domain), "unbounded label: {after}");
+    if let Some(lint) = promtool_check_metrics(&after) {
+        assert!(
+            lint.status.success(),
+            "promtool check metrics:\n{}{}\n{after}",
+            String::from_utf8_lossy(&lint.stdout),
+            String::from_utf8_lossy(&lint.stderr)
+        );
+    }
 }

@@ -82,10 +82,7 @@ pub async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> 
     .await;
     bar.finish_and_clear();
     let outcome = outcome?;
-    metrics::counter!(crate::telemetry::IMPORT_ROWS, "result" => "loaded")
-        .increment(outcome.loaded as u64);
-    metrics::counter!(crate::telemetry::IMPORT_ROWS, "result" => "rejected")
-        .increment(outcome.rejected as u64);
+    crate::telemetry::count_import(&outcome);
 
     let seconds = outcome.elapsed.as_secs_f64().max(1e-9);
     let rate = outcome.total_rows as f64 / seconds;

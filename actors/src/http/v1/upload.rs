@@ -100,6 +100,9 @@ pub async fn upload(
         remove(&report).await;
         return Err(e);
     }
+    if let Ok(outcome) = &imported {
+        crate::telemetry::count_import(outcome);
+    }
     state.runtime.reconcile();
     let response = respond(imported, &report, state.report_rows).await;
     remove(&report).await;
