@@ -13,6 +13,7 @@ use engine::config::Config;
 use actix_web::web;
 
 use crate::app;
+use crate::exchange;
 use crate::http::{ApiState, Application};
 use crate::runtime::Runtime;
 use crate::telemetry;
@@ -38,12 +39,19 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         let scheme = if api.tls { "https" } else { "http" };
         tracing::info!(listen = %api.addr, "API at {scheme}://{}/v1", api.addr);
         let server = api.spawn();
+        let exchange = exchange::start(&config, runtime.store.clone())
+            .await
+            .context("starting the file exchange")?;
+        if let Some(addr) = exchange.sftp_addr {
+            tracing::info!(listen = %addr, "SFTP at sftp://{addr}");
+        }
         tracing::info!("broadside is running");
         shutdown_signal().await;
         // Requests in flight finish first (up to api.shutdown_timeout): they may
         // launch or pause campaigns, which the drain below must then see.
         tracing::info!("shutting down: finishing API requests in flight");
         server.stop(true).await;
+        exchange.stop();
         tracing::info!("shutting down: storing outcomes of messages in flight");
         runtime.drain().await;
         Ok(ExitCode::SUCCESS)

@@ -2,11 +2,16 @@
 //! `exports`), path handling that cannot leave a tenant's root, and the
 //! control-file import that moves files once their import committed.
 
+mod account;
 mod control;
 mod path;
 mod writes;
 
-pub use control::{FileImport, ImportTarget, Verdict, Watcher, import_named, slug_for};
+pub use account::{hash_password, key_lines, verify_password};
+pub use control::{
+    CONTROL_SUFFIX, ExchangeError, FileImport, ImportTarget, Verdict, Watcher, import_named,
+    slug_for,
+};
 pub use path::{Location, PathError, check_file_name, resolve};
 pub use writes::{OpenWrites, WriteGuard};
 
