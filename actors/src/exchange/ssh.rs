@@ -232,3 +232,23 @@ impl russh::server::Handler for SshSession {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_key_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keys").join("ssh_host_ed25519_key");
+
+        let first = load_or_create_host_key(&path).expect("generate");
+        let again = load_or_create_host_key(&path).expect("load");
+
+        assert_eq!(first.public_key(), again.public_key());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).expect("meta").permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -144,3 +144,23 @@ async fn partial_uploads_are_not_imported() {
     wait_until("the released file to be imported", || released.exists()).await;
     assert!(incoming.join("lonely.csv").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_account_logs_in_and_a_wrong_password_is_refused() {
+    if !have_openssh() {
+        return;
+    }
+    let env = Env::start().await;
+    env.add_password_user("acme", "acme-ops", "correct horse battery");
+
+    let good = env.sftp_password("acme-ops", "correct horse battery", "ls /\n");
+    let bad = env.sftp_password("acme-ops", "wrong", "ls /\n");
+
+    assert!(good.status.success(), "{}", text(&good));
+    assert!(
+        String::from_utf8_lossy(&good.stdout).contains("incoming"),
+        "{}",
+        text(&good)
+    );
+    assert!(!bad.status.success(), "{}", text(&bad));
+}

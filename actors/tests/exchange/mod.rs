@@ -137,6 +137,82 @@ impl Env {
         run(cmd)
     }
 
+    /// `sftp -b` logging in with a password, typed by an askpass script (the
+    /// OpenSSH client reads passwords from a terminal or askpass only).
+    pub fn sftp_password(&self, user: &str, password: &str, commands: &str) -> Output {
+        let batch = self.dir.path().join("batch");
+        std::fs::write(&batch, commands).expect("batch");
+        let askpass = self.dir.path().join("askpass.sh");
+        std::fs::write(&askpass, format!("#!/bin/sh\necho '{password}'\n")).expect("askpass");
+        std::fs::set_permissions(
+            &askpass,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .expect("chmod");
+        let port = self
+            .exchange
+            .as_ref()
+            .expect("begin() first")
+            .sftp_addr
+            .expect("sftp")
+            .port();
+        let mut cmd = Command::new("sftp");
+        cmd.args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args([
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "BatchMode=no",
+        ])
+        .args([
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+        ])
+        .args(["-P", &port.to_string(), "-b"])
+        .arg(&batch)
+        .arg(format!("{user}@127.0.0.1"))
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force");
+        run(cmd)
+    }
+
+    /// Adds a password account through the CLI (`--password-stdin`).
+    pub fn add_password_user(&self, tenant: &str, user: &str, password: &str) {
+        use std::io::Write as _;
+        let toml = self.dir.path().join("broadside.toml");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_broadside"))
+            .arg("--config")
+            .arg(&toml)
+            .args([
+                "exchange",
+                "user",
+                "add",
+                "--tenant",
+                tenant,
+                user,
+                "--password-stdin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("broadside");
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{password}").expect("password");
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
     /// `scp` (SFTP mode, OpenSSH's default) with `user@127.0.0.1:` prefixed to
     /// the remote argument.
     pub fn scp(&self, from: &str, to: &str) -> Output {

@@ -233,7 +233,11 @@ fn settle(
         false => None,
     };
     let incoming = folders.folder(Folder::Incoming);
-    std::fs::rename(incoming.join(file), dest.join(file))?;
+    // Another import (the API and the watcher at once) may have settled it.
+    std::fs::rename(incoming.join(file), dest.join(file)).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => ExchangeError::NotFound(file.to_owned()),
+        _ => ExchangeError::Io(e),
+    })?;
     remove_if_present(&incoming.join(format!("{file}{CONTROL_SUFFIX}")))?;
     Ok(FileImport {
         file: file.to_owned(),
