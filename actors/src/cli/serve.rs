@@ -35,11 +35,12 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         }
         let runtime = Runtime::start(&config, store, Arc::new(SystemClock))?;
         let state = web::Data::new(ApiState::new(&config, runtime.clone())?);
+        let writes = state.exchange_writes.clone();
         let api = Application::build(&config, state)?;
         let scheme = if api.tls { "https" } else { "http" };
         tracing::info!(listen = %api.addr, "API at {scheme}://{}/v1", api.addr);
         let server = api.spawn();
-        let exchange = exchange::start(&config, runtime.store.clone())
+        let exchange = exchange::start(&config, runtime.store.clone(), writes)
             .await
             .context("starting the file exchange")?;
         if let Some(addr) = exchange.sftp_addr {

@@ -37,7 +37,13 @@ impl ExchangeHandle {
 
 /// Creates every tenant's folders, starts the watcher and, unless
 /// `exchange.sftp_listen` is empty, the SFTP server.
-pub async fn start(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<ExchangeHandle> {
+/// `writes` is shared with whoever else imports by name (the API), so that
+/// nobody imports a file a client is still uploading.
+pub async fn start(
+    config: &Config,
+    store: Arc<dyn Store>,
+    writes: OpenWrites,
+) -> anyhow::Result<ExchangeHandle> {
     let root = config.exchange_root();
     for tenant in store.tenants().await? {
         let folders = TenantFolders::new(&root, &tenant.name);
@@ -45,7 +51,6 @@ pub async fn start(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Exc
             .create()
             .with_context(|| format!("creating {}", folders.root().display()))?;
     }
-    let writes = OpenWrites::default();
     let watcher = Watcher::new(writes.clone());
     let options = ImportOptions::from(&config.import);
     let interval = config.exchange.scan_interval.as_std();

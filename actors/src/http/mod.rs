@@ -47,6 +47,8 @@ pub struct ApiState {
     pub report_rows: usize,
     /// The tenants' exchange folders, for imports by file name.
     pub exchange_root: PathBuf,
+    /// Files SFTP clients still write: not importable yet.
+    pub exchange_writes: engine::exchange::OpenWrites,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -73,6 +75,7 @@ impl ApiState {
             reports_dir: config.reports_dir(),
             report_rows: api.report_rows,
             exchange_root: config.exchange_root(),
+            exchange_writes: Default::default(),
         })
     }
 }

@@ -38,6 +38,20 @@ async fn the_api_imports_a_file_from_incoming_by_name() {
             br#"{"file":"api.csv"}"#,
         )
         .await;
+    std::fs::write(folders.folder(Folder::Incoming).join("busy.csv"), csv).expect("busy");
+    let guard = app
+        .state
+        .exchange_writes
+        .begin(&folders.folder(Folder::Incoming).join("busy.csv"));
+    let (busy, busy_body) = app
+        .json(
+            &acme,
+            "POST",
+            &format!("{base}/imports"),
+            br#"{"file":"busy.csv"}"#,
+        )
+        .await;
+    drop(guard);
     let (escape, escape_body) = app
         .json(
             &acme,
@@ -56,6 +70,7 @@ async fn the_api_imports_a_file_from_incoming_by_name() {
         (404, "not_found"),
         "{again_body}"
     );
+    assert_eq!((busy, code(&busy_body)), (409, "conflict"), "{busy_body}");
     assert_eq!(
         (escape, code(&escape_body)),
         (422, "invalid"),

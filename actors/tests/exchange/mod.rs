@@ -52,7 +52,7 @@ impl Env {
 
     /// Starts the watcher and the SFTP server.
     pub async fn begin(&mut self) {
-        let started = exchange::start(&self.config, self.store.clone()).await;
+        let started = exchange::start(&self.config, self.store.clone(), Default::default()).await;
         self.exchange = Some(started.expect("exchange"));
     }
 

@@ -57,8 +57,6 @@ pub struct FileImport {
 pub enum ExchangeError {
     #[error("{0} is not in incoming")]
     NotFound(String),
-    #[error("{0} is still being written")]
-    Busy(String),
     #[error("exchange folder i/o: {0}")]
     Io(#[from] io::Error),
     #[error(transparent)]

@@ -4,7 +4,8 @@
 
 use actix_web::{HttpResponse, web};
 use engine::exchange::{
-    ExchangeError, FileImport, ImportTarget, TenantFolders, Verdict, check_file_name, import_named,
+    ExchangeError, FileImport, Folder, ImportTarget, TenantFolders, Verdict, check_file_name,
+    import_named,
 };
 use engine::model::CampaignId;
 use serde::{Deserialize, Serialize};
@@ -69,6 +70,13 @@ pub async fn import_file(
         return Err(V1Error::CampaignNotFound(campaign.id));
     };
     let folders = TenantFolders::new(&state.exchange_root, &tenant.name);
+    let path = folders.folder(Folder::Incoming).join(&request.file);
+    if state.exchange_writes.is_open(&path) {
+        return Err(V1Error::Conflict(format!(
+            "{} is still being uploaded",
+            request.file
+        )));
+    }
     let target = ImportTarget::Id(campaign.id);
     let done = import_named(
         state.store.as_ref(),
@@ -81,7 +89,6 @@ pub async fn import_file(
     .await
     .map_err(|e| match e {
         ExchangeError::NotFound(file) => V1Error::FileNotFound(file),
-        ExchangeError::Busy(file) => V1Error::Conflict(format!("{file} is still being written")),
         ExchangeError::Store(e) => V1Error::from(e),
         e => V1Error::Internal(e.to_string()),
     })?;
