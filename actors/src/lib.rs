@@ -6,6 +6,7 @@ pub mod cli;
 pub mod cpu_pool;
 pub mod delivery;
 pub mod dispatcher;
+pub mod exchange;
 pub mod http;
 pub mod in_flight;
 pub mod run;

@@ -4,5 +4,6 @@
 mod api;
 mod cli;
 mod crash;
+mod exchange;
 mod metrics;
 mod pipeline;

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod dkim;
+pub mod exchange;
 pub mod import;
 pub mod model;
 pub mod render;

@@ -2,6 +2,7 @@
 
 pub mod campaign;
 mod demo;
+mod exchange;
 mod import;
 mod key;
 mod serve;
@@ -47,6 +48,9 @@ pub enum Command {
     /// Manage campaigns: define, launch, pause, resume, cancel, status.
     #[command(subcommand)]
     Campaign(campaign::CampaignCommand),
+    /// The file exchange: SFTP accounts.
+    #[command(subcommand)]
+    Exchange(exchange::ExchangeCommand),
     /// Run the engine and the HTTP API until stopped (SIGINT/SIGTERM).
     Serve,
     /// Send the sample campaign to generated recipients through a loopback sink,
@@ -82,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Import(args) => import::run(&config, args).await,
             Command::Campaign(command) => campaign::run(&config, command).await,
             Command::Key(command) => key::run(&config, command).await,
+            Command::Exchange(command) => exchange::run(&config, command).await,
         }
     })
 }

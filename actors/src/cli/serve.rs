@@ -13,6 +13,7 @@ use engine::config::Config;
 use actix_web::web;
 
 use crate::app;
+use crate::exchange;
 use crate::http::{ApiState, Application};
 use crate::runtime::Runtime;
 use crate::telemetry;
@@ -34,16 +35,24 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         }
         let runtime = Runtime::start(&config, store, Arc::new(SystemClock))?;
         let state = web::Data::new(ApiState::new(&config, runtime.clone())?);
+        let writes = state.exchange_writes.clone();
         let api = Application::build(&config, state)?;
         let scheme = if api.tls { "https" } else { "http" };
         tracing::info!(listen = %api.addr, "API at {scheme}://{}/v1", api.addr);
         let server = api.spawn();
+        let exchange = exchange::start(&config, runtime.store.clone(), writes)
+            .await
+            .context("starting the file exchange")?;
+        if let Some(addr) = exchange.sftp_addr {
+            tracing::info!(listen = %addr, "SFTP at sftp://{addr}");
+        }
         tracing::info!("broadside is running");
         shutdown_signal().await;
         // Requests in flight finish first (up to api.shutdown_timeout): they may
         // launch or pause campaigns, which the drain below must then see.
         tracing::info!("shutting down: finishing API requests in flight");
         server.stop(true).await;
+        exchange.stop();
         tracing::info!("shutting down: storing outcomes of messages in flight");
         runtime.drain().await;
         Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use engine::config::Config;
+use engine::exchange::TenantFolders;
 use engine::model::TenantName;
 
 use crate::app;
@@ -24,6 +25,8 @@ pub async fn run(config: &Config, command: TenantCommand) -> anyhow::Result<Exit
     match command {
         TenantCommand::Create { name } => {
             let tenant = store.create_tenant(&name).await?;
+            let folders = TenantFolders::new(&config.exchange_root(), &tenant.name);
+            folders.create()?;
             println!("created tenant {} (id {})", tenant.name, tenant.id);
         }
         TenantCommand::List => {

@@ -45,6 +45,10 @@ pub struct ApiState {
     pub reports_dir: PathBuf,
     /// Most rejected rows listed in an upload's response.
     pub report_rows: usize,
+    /// The tenants' exchange folders, for imports by file name.
+    pub exchange_root: PathBuf,
+    /// Files SFTP clients still write: not importable yet.
+    pub exchange_writes: engine::exchange::OpenWrites,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -70,6 +74,8 @@ impl ApiState {
             import: ImportOptions::from(&config.import),
             reports_dir: config.reports_dir(),
             report_rows: api.report_rows,
+            exchange_root: config.exchange_root(),
+            exchange_writes: Default::default(),
         })
     }
 }

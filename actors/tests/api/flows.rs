@@ -238,7 +238,7 @@ async fn each_error_class_has_its_status_and_the_json_error_shape() {
         .json(&acme, "POST", &format!("{base}/launch"), b"")
         .await;
     let (missing, n_body) = app.json(&acme, "GET", "/v1/campaigns/999999", b"").await;
-    let (not_yet, i_body) = app
+    let (no_file, i_body) = app
         .json(&acme, "POST", &format!("{base}/imports"), b"{}")
         .await;
 
@@ -262,10 +262,6 @@ async fn each_error_class_has_its_status_and_the_json_error_shape() {
     assert!(message(&u_body).contains("first_name"), "{u_body}");
     assert!(message(&u_body).contains("line 1, column"), "{u_body}");
     assert_eq!((missing, code(&n_body)), (404, "not_found"), "{n_body}");
-    assert_eq!(
-        (not_yet, code(&i_body)),
-        (501, "not_implemented"),
-        "{i_body}"
-    );
+    assert_eq!((no_file, code(&i_body)), (422, "invalid"), "{i_body}");
     app.stop().await;
 }

@@ -5,6 +5,7 @@
 
 mod api;
 mod error;
+mod exchange;
 mod load;
 mod secret;
 mod send;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 pub use api::ApiConfig;
 pub use error::{ConfigError, Origin};
+pub use exchange::ExchangeConfig;
 pub use load::{DEFAULT_FILE, ENV_PREFIX};
 pub use secret::{REDACTED, Secret, redact_url};
 pub use send::{
@@ -40,6 +42,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub api: ApiConfig,
+    pub exchange: ExchangeConfig,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
             api: ApiConfig::default(),
+            exchange: ExchangeConfig::default(),
         }
     }
 }
@@ -277,6 +281,22 @@ impl Config {
         }
     }
 
+    /// The root of the tenants' exchange folders.
+    pub fn exchange_root(&self) -> PathBuf {
+        match &self.exchange.root {
+            Some(dir) => dir.clone(),
+            None => self.data_dir.join("exchange"),
+        }
+    }
+
+    /// The SFTP server's host key file.
+    pub fn host_key_path(&self) -> PathBuf {
+        match &self.exchange.host_key {
+            Some(path) => path.clone(),
+            None => self.data_dir.join("ssh_host_ed25519_key"),
+        }
+    }
+
     /// The effective configuration as TOML, every key present and secrets redacted;
     /// what `broadside config check` prints. `reports_dir` shows the directory in
     /// use rather than the "" that stands for it.
@@ -297,7 +317,7 @@ fn serialize_path<S: Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S:
 
 /// `Option<PathBuf>` as a string where `""` is `None`, because TOML has no null and
 /// the documented file must still show the key.
-mod empty_path_is_none {
+pub(crate) mod empty_path_is_none {
     use std::path::PathBuf;
 
     use serde::{Deserialize, Deserializer, Serializer};

@@ -46,6 +46,19 @@ pub struct ApiKey {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// A file-exchange (SFTP) login. It acts for exactly one tenant and sees only
+/// that tenant's exchange folders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeAccount {
+    /// Unique across the installation: the SSH user name decides the tenant.
+    pub username: String,
+    pub tenant: TenantId,
+    /// An argon2 PHC string; `None` allows public-key logins only.
+    pub password_hash: Option<String>,
+    /// Authorized keys as OpenSSH lines (`ssh-ed25519 AAAA… comment`).
+    pub public_keys: Vec<String>,
+}
+
 /// Where a campaign is in its life. `Draft` until launched; `Completed` once every
 /// recipient is final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -285,6 +298,12 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes one of the tenant's keys (`UnknownApiKey` for another tenant's);
     /// revoking again keeps the first revocation time.
     async fn revoke_api_key(&self, tenant: TenantId, key_id: &str) -> StoreResult<()>;
+
+    /// Adds an SFTP account (`AlreadyExists` for a taken user name,
+    /// `UnknownTenant` for a missing tenant).
+    async fn create_exchange_account(&self, account: &ExchangeAccount) -> StoreResult<()>;
+    /// An account by user name: the SSH authentication path.
+    async fn exchange_account(&self, username: &str) -> StoreResult<Option<ExchangeAccount>>;
 
     async fn create_campaign(&self, tenant: TenantId, name: &CampaignName)
     -> StoreResult<Campaign>;

@@ -135,3 +135,49 @@ pub async fn another_tenants_key_cannot_be_revoked_or_listed(store: &dyn Store) 
         .expect("kept");
     assert_eq!(key.revoked_at, None);
 }
+
+pub async fn exchange_accounts_are_found_by_user_name_and_unique(store: &dyn Store) {
+    let acme = store
+        .create_tenant(&tenant_name("acme"))
+        .await
+        .expect("tenant");
+    let account = engine::store::ExchangeAccount {
+        username: "acme-upload".to_owned(),
+        tenant: acme.id,
+        password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned()),
+        public_keys: vec![
+            "ssh-ed25519 AAAAC3 one".to_owned(),
+            "ssh-ed25519 AAAAC3 two".to_owned(),
+        ],
+    };
+
+    store
+        .create_exchange_account(&account)
+        .await
+        .expect("create");
+
+    let found = store.exchange_account("acme-upload").await.expect("lookup");
+    assert_eq!(found, Some(account.clone()));
+    assert!(
+        store
+            .exchange_account("nobody")
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    let again = store.create_exchange_account(&account).await;
+    assert!(
+        matches!(again, Err(StoreError::AlreadyExists { .. })),
+        "{again:?}"
+    );
+    let orphan = engine::store::ExchangeAccount {
+        username: "ghost".to_owned(),
+        tenant: TenantId(999_999),
+        ..account
+    };
+    let orphan = store.create_exchange_account(&orphan).await;
+    assert!(
+        matches!(orphan, Err(StoreError::UnknownTenant(_))),
+        "{orphan:?}"
+    );
+}

@@ -144,19 +144,6 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(view(&state, campaign).await?))
 }
 
-/// `POST /v1/campaigns/{id}/imports` belongs to the file-exchange work; until
-/// then it answers 501 (after authentication and the ownership check).
-pub async fn import_file(
-    state: web::Data<ApiState>,
-    signed: Signed,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, V1Error> {
-    owned(state.store.as_ref(), signed.caller.tenant, CampaignId(*id)).await?;
-    Err(V1Error::NotImplemented(
-        "importing from the exchange folder is not available yet; upload with PUT /v1/campaigns/{id}/recipients",
-    ))
-}
-
 pub async fn launch(
     state: web::Data<ApiState>,
     signed: Signed,

@@ -2,6 +2,7 @@
 //! statistics. Every route authenticates with Escher; the tenant is the key's.
 
 mod campaigns;
+mod imports;
 mod upload;
 
 use actix_web::http::StatusCode;
@@ -19,7 +20,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/campaigns/{id}/recipients", web::put().to(upload::upload))
         .route(
             "/campaigns/{id}/imports",
-            web::post().to(campaigns::import_file),
+            web::post().to(imports::import_file),
         )
         .route("/campaigns/{id}/launch", web::post().to(campaigns::launch))
         .route("/campaigns/{id}/pause", web::post().to(campaigns::pause))
@@ -44,6 +45,8 @@ pub enum V1Error {
     /// Also for another tenant's ids: existence must not leak.
     #[error("campaign {0} does not exist")]
     CampaignNotFound(CampaignId),
+    #[error("{0} is not in the exchange folder incoming")]
+    FileNotFound(String),
     #[error("the campaign has no recipient {0}")]
     RecipientNotFound(String),
     #[error("{0}")]
@@ -53,8 +56,6 @@ pub enum V1Error {
     Template(String),
     #[error("the upload is larger than {limit} bytes")]
     TooLarge { limit: u64 },
-    #[error("{0}")]
-    NotImplemented(&'static str),
     #[error("the store is unavailable; try again")]
     Unavailable,
     #[error("internal error")]
@@ -66,11 +67,12 @@ impl V1Error {
         match self {
             V1Error::MalformedJson(_) => "malformed_json",
             V1Error::Invalid(_) => "invalid",
-            V1Error::CampaignNotFound(_) | V1Error::RecipientNotFound(_) => "not_found",
+            V1Error::CampaignNotFound(_)
+            | V1Error::RecipientNotFound(_)
+            | V1Error::FileNotFound(_) => "not_found",
             V1Error::Conflict(_) => "conflict",
             V1Error::Template(_) => "template_error",
             V1Error::TooLarge { .. } => "too_large",
-            V1Error::NotImplemented(_) => "not_implemented",
             V1Error::Unavailable => "unavailable",
             V1Error::Internal(_) => "internal",
         }
@@ -109,10 +111,11 @@ impl ResponseError for V1Error {
         match self {
             V1Error::MalformedJson(_) => StatusCode::BAD_REQUEST,
             V1Error::Invalid(_) | V1Error::Template(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            V1Error::CampaignNotFound(_) | V1Error::RecipientNotFound(_) => StatusCode::NOT_FOUND,
+            V1Error::CampaignNotFound(_)
+            | V1Error::RecipientNotFound(_)
+            | V1Error::FileNotFound(_) => StatusCode::NOT_FOUND,
             V1Error::Conflict(_) => StatusCode::CONFLICT,
             V1Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            V1Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             V1Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             V1Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

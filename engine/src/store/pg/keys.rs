@@ -5,7 +5,7 @@ use tokio_postgres::{Client, Row};
 
 use super::sql;
 use crate::model::TenantId;
-use crate::store::{ApiKey, StoreError, StoreResult};
+use crate::store::{ApiKey, ExchangeAccount, StoreError, StoreResult};
 
 const KEY_COLUMNS: &str = "key_id, tenant_id, created_at, revoked_at";
 
@@ -81,4 +81,60 @@ pub(crate) async fn revoke(client: &Client, tenant: TenantId, key_id: &str) -> S
         return Err(StoreError::UnknownApiKey(key_id.to_owned()));
     }
     Ok(())
+}
+
+/// Adds an exchange (SFTP) account; like API keys, global and keyed by name.
+pub(crate) async fn create_account(client: &Client, account: &ExchangeAccount) -> StoreResult<()> {
+    client
+        .execute(
+            "INSERT INTO broadside.exchange_accounts (username, tenant_id, password_hash, public_keys)
+             VALUES ($1, $2, $3, $4)",
+            &[
+                &account.username,
+                &account.tenant.0,
+                &account.password_hash,
+                &account.public_keys.join("\n"),
+            ],
+        )
+        .await
+        .map_err(|e| {
+            if sql::is_unique_violation(&e) {
+                StoreError::AlreadyExists {
+                    what: "exchange account",
+                    name: account.username.clone(),
+                }
+            } else if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
+                StoreError::UnknownTenant(account.tenant)
+            } else {
+                sql::db_error(e)
+            }
+        })?;
+    Ok(())
+}
+
+pub(crate) async fn account(
+    client: &Client,
+    username: &str,
+) -> StoreResult<Option<ExchangeAccount>> {
+    let row = client
+        .query_opt(
+            "SELECT username, tenant_id, password_hash, public_keys
+             FROM broadside.exchange_accounts WHERE username = $1",
+            &[&username],
+        )
+        .await
+        .map_err(sql::db_error)?;
+    Ok(row.map(|row| {
+        let keys: String = row.get(3);
+        ExchangeAccount {
+            username: row.get(0),
+            tenant: TenantId(row.get(1)),
+            password_hash: row.get(2),
+            public_keys: keys
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }))
 }

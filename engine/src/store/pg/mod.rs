@@ -22,8 +22,8 @@ use chrono::{DateTime, Utc};
 use self::manager::{PgManager, Pool};
 use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
 use crate::store::{
-    ApiKey, Campaign, CampaignCounters, CampaignStatus, Event, ImportWriter, Outcome, Recipient,
-    RecipientBatch, RecordReport, Store, StoreError, StoreResult, Tenant,
+    ApiKey, Campaign, CampaignCounters, CampaignStatus, Event, ExchangeAccount, ImportWriter,
+    Outcome, Recipient, RecipientBatch, RecordReport, Store, StoreError, StoreResult, Tenant,
 };
 
 /// A `Store` on PostgreSQL. Cloning shares the pool.
@@ -114,6 +114,14 @@ impl Store for PgStore {
 
     async fn revoke_api_key(&self, tenant: TenantId, key_id: &str) -> StoreResult<()> {
         keys::revoke(&*self.conn().await?, tenant, key_id).await
+    }
+
+    async fn create_exchange_account(&self, account: &ExchangeAccount) -> StoreResult<()> {
+        keys::create_account(&*self.conn().await?, account).await
+    }
+
+    async fn exchange_account(&self, username: &str) -> StoreResult<Option<ExchangeAccount>> {
+        keys::account(&*self.conn().await?, username).await
     }
 
     async fn create_campaign(

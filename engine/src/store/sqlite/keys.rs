@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::catalog::tenant_exists;
 use super::convert::{db_error, from_ms, is_unique_violation, ms_at, now_ms, to_ms};
 use crate::model::TenantId;
-use crate::store::{ApiKey, StoreError, StoreResult};
+use crate::store::{ApiKey, ExchangeAccount, StoreError, StoreResult};
 
 const KEY_COLUMNS: &str = "key_id, tenant_id, created_at, revoked_at";
 
@@ -83,4 +83,57 @@ pub(super) fn revoke(conn: &Connection, tenant: TenantId, key_id: &str) -> Store
         return Err(StoreError::UnknownApiKey(key_id.to_owned()));
     }
     Ok(())
+}
+
+/// Adds an exchange (SFTP) account; like API keys, global and keyed by name.
+pub(super) fn create_account(conn: &Connection, account: &ExchangeAccount) -> StoreResult<()> {
+    if !tenant_exists(conn, account.tenant)? {
+        return Err(StoreError::UnknownTenant(account.tenant));
+    }
+    conn.execute(
+        "INSERT INTO exchange_accounts (username, tenant_id, password_hash, public_keys, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            account.username,
+            account.tenant.0,
+            account.password_hash,
+            account.public_keys.join("\n"),
+            to_ms(now_ms())
+        ],
+    )
+    .map_err(|err| match is_unique_violation(&err) {
+        true => StoreError::AlreadyExists {
+            what: "exchange account",
+            name: account.username.clone(),
+        },
+        false => db_error(err),
+    })?;
+    Ok(())
+}
+
+pub(super) fn account(conn: &Connection, username: &str) -> StoreResult<Option<ExchangeAccount>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT username, tenant_id, password_hash, public_keys
+             FROM exchange_accounts WHERE username = ?1",
+        )
+        .map_err(db_error)?;
+    stmt.query_row([username], |row| {
+        let keys: String = row.get(3)?;
+        Ok(ExchangeAccount {
+            username: row.get(0)?,
+            tenant: TenantId(row.get(1)?),
+            password_hash: row.get(2)?,
+            public_keys: split_keys(&keys),
+        })
+    })
+    .optional()
+    .map_err(db_error)
+}
+
+fn split_keys(keys: &str) -> Vec<String> {
+    keys.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
 }

@@ -29,8 +29,8 @@ use self::convert::db_error;
 use self::worker::Worker;
 use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
 use crate::store::{
-    ApiKey, Campaign, CampaignCounters, CampaignStatus, Event, ImportWriter, Outcome, Recipient,
-    RecipientBatch, RecordReport, Store, StoreError, StoreResult, Tenant,
+    ApiKey, Campaign, CampaignCounters, CampaignStatus, Event, ExchangeAccount, ImportWriter,
+    Outcome, Recipient, RecipientBatch, RecordReport, Store, StoreError, StoreResult, Tenant,
 };
 
 /// Pages of cache per connection (negative: KiB), enough to keep an import's hot
@@ -248,6 +248,22 @@ impl Store for SqliteStore {
         self.inner
             .global
             .call(move |conn| keys::revoke(conn, tenant, &key_id))
+            .await
+    }
+
+    async fn create_exchange_account(&self, account: &ExchangeAccount) -> StoreResult<()> {
+        let account = account.clone();
+        self.inner
+            .global
+            .call(move |conn| keys::create_account(conn, &account))
+            .await
+    }
+
+    async fn exchange_account(&self, username: &str) -> StoreResult<Option<ExchangeAccount>> {
+        let username = username.to_owned();
+        self.inner
+            .global
+            .call(move |conn| keys::account(conn, &username))
             .await
     }
 
