@@ -54,6 +54,7 @@ macro_rules! conformance_tests {
             api_key_ids_are_unique_and_need_an_existing_tenant,
             a_revoked_key_stays_revoked_with_its_first_revocation_time,
             another_tenants_key_cannot_be_revoked_or_listed,
+            an_idempotency_key_keeps_its_first_record_per_tenant,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

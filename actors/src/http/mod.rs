@@ -5,6 +5,7 @@
 mod auth;
 mod error;
 pub mod keys;
+mod rate;
 mod tls;
 mod v1;
 
@@ -25,6 +26,8 @@ use engine::store::Store;
 pub use auth::Caller;
 pub use error::error_response;
 pub use keys::KeyCache;
+pub use rate::SubmitLimiter;
+pub use v1::{BATCH_PREFIX, RouteTable, route_table};
 
 use crate::runtime::Runtime;
 
@@ -45,6 +48,8 @@ pub struct ApiState {
     pub reports_dir: PathBuf,
     /// Most rejected rows listed in an upload's response.
     pub report_rows: usize,
+    /// Per-tenant submit rate of `POST /v1/messages`.
+    pub limiter: SubmitLimiter,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -70,6 +75,7 @@ impl ApiState {
             import: ImportOptions::from(&config.import),
             reports_dir: config.reports_dir(),
             report_rows: api.report_rows,
+            limiter: SubmitLimiter::new(api.submit_rate, api.submit_burst),
         })
     }
 }
