@@ -55,6 +55,7 @@ macro_rules! conformance_tests {
             a_revoked_key_stays_revoked_with_its_first_revocation_time,
             another_tenants_key_cannot_be_revoked_or_listed,
             exchange_accounts_are_found_by_user_name_and_unique,
+            an_idempotency_key_keeps_its_first_record_per_tenant,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -5,6 +5,7 @@
 mod auth;
 mod error;
 pub mod keys;
+mod rate;
 mod tls;
 mod v1;
 
@@ -25,6 +26,8 @@ use engine::store::Store;
 pub use auth::Caller;
 pub use error::error_response;
 pub use keys::KeyCache;
+pub use rate::SubmitLimiter;
+pub use v1::{BATCH_PREFIX, RouteTable, route_table};
 
 use crate::runtime::Runtime;
 
@@ -49,6 +52,8 @@ pub struct ApiState {
     pub exchange_root: PathBuf,
     /// Files SFTP clients still write: not importable yet.
     pub exchange_writes: engine::exchange::OpenWrites,
+    /// Per-tenant submit rate of `POST /v1/messages`.
+    pub limiter: SubmitLimiter,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -76,6 +81,7 @@ impl ApiState {
             report_rows: api.report_rows,
             exchange_root: config.exchange_root(),
             exchange_writes: Default::default(),
+            limiter: SubmitLimiter::new(api.submit_rate, api.submit_burst),
         })
     }
 }

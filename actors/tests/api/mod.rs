@@ -4,6 +4,8 @@
 
 mod flows;
 mod isolation;
+mod messages;
+mod openapi;
 #[path = "../../../engine/tests/support/pg.rs"]
 mod pg;
 mod upload;
@@ -61,7 +63,13 @@ impl TestApp {
 
     async fn start(tweak: impl FnOnce(&mut Config), db: Option<pg::TestDatabase>) -> TestApp {
         let dir = TempDir::new().expect("tempdir");
-        let sink = sink::start(SinkConfig::default()).await.expect("sink");
+        // Bodies are kept so tests can see each recipient's own substitutions.
+        let sink = sink::start(SinkConfig {
+            keep_bytes: true,
+            ..SinkConfig::default()
+        })
+        .await
+        .expect("sink");
         let mut config = Config {
             data_dir: dir.path().join("data"),
             ..Config::default()

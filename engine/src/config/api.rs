@@ -44,6 +44,14 @@ pub struct ApiConfig {
     pub shutdown_timeout: Duration,
     /// Most rejected rows an upload response lists; the full report stays on disk.
     pub report_rows: usize,
+    /// Recipients per second one tenant may submit through `POST /v1/messages`
+    /// (a token bucket per tenant); past it the API answers 429 with
+    /// `Retry-After`, so upstream systems slow down instead of timing out.
+    /// 0 turns the limit off.
+    pub submit_rate: u32,
+    /// Recipients a tenant may submit at once above the steady rate (the bucket's
+    /// size); a batch larger than this waits for a full bucket.
+    pub submit_burst: u32,
 }
 
 impl Default for ApiConfig {
@@ -60,6 +68,8 @@ impl Default for ApiConfig {
             key_cache_ttl: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
             report_rows: 100,
+            submit_rate: 50_000,
+            submit_burst: 100_000,
         }
     }
 }

@@ -260,6 +260,18 @@ pub struct ImportSummary {
     pub rows_rejected: i64,
 }
 
+/// A batch submit remembered under its `Idempotency-Key`, so that a retry gets
+/// the first answer instead of a second batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// SHA-256 of the request body, hex: the same key with another body is an error.
+    pub request_hash: String,
+    /// The batch (campaign) the first request created.
+    pub batch: CampaignId,
+    /// The response body as first sent.
+    pub response: String,
+}
+
 /// Writes one import's rows. Nothing is visible to readers until `commit`; dropping
 /// the writer or calling `abort` (or a crash) leaves the campaign as it was.
 #[async_trait]
@@ -304,6 +316,20 @@ pub trait Store: Send + Sync + 'static {
     async fn create_exchange_account(&self, account: &ExchangeAccount) -> StoreResult<()>;
     /// An account by user name: the SSH authentication path.
     async fn exchange_account(&self, username: &str) -> StoreResult<Option<ExchangeAccount>>;
+    /// The record kept under the tenant's idempotency `key`, if any.
+    async fn idempotency_record(
+        &self,
+        tenant: TenantId,
+        key: &str,
+    ) -> StoreResult<Option<IdempotencyRecord>>;
+    /// Keeps `record` under `key` unless the key is already taken; returns the
+    /// record the key holds afterwards (`record`, or the one that was first).
+    async fn remember_idempotency(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        record: &IdempotencyRecord,
+    ) -> StoreResult<IdempotencyRecord>;
 
     async fn create_campaign(&self, tenant: TenantId, name: &CampaignName)
     -> StoreResult<Campaign>;

@@ -1,8 +1,8 @@
 //! Conformance: API keys — global rows found by key id, listed and revoked per
 //! tenant, with the sealed secret kept byte for byte.
 
-use engine::model::TenantId;
-use engine::store::{Store, StoreError};
+use engine::model::{CampaignId, TenantId};
+use engine::store::{IdempotencyRecord, Store, StoreError};
 
 use super::tenant_name;
 
@@ -179,5 +179,55 @@ pub async fn exchange_accounts_are_found_by_user_name_and_unique(store: &dyn Sto
     assert!(
         matches!(orphan, Err(StoreError::UnknownTenant(_))),
         "{orphan:?}"
+    );
+}
+
+pub async fn an_idempotency_key_keeps_its_first_record_per_tenant(store: &dyn Store) {
+    let acme = store
+        .create_tenant(&tenant_name("acme"))
+        .await
+        .expect("acme");
+    let beta = store
+        .create_tenant(&tenant_name("beta"))
+        .await
+        .expect("beta");
+    let first = IdempotencyRecord {
+        request_hash: "aa".repeat(32),
+        batch: CampaignId(7),
+        response: r#"{"id":7}"#.to_owned(),
+    };
+    let second = IdempotencyRecord {
+        request_hash: "bb".repeat(32),
+        batch: CampaignId(8),
+        response: r#"{"id":8}"#.to_owned(),
+    };
+
+    assert_eq!(
+        store.idempotency_record(acme.id, "k1").await.expect("read"),
+        None
+    );
+    let kept = store
+        .remember_idempotency(acme.id, "k1", &first)
+        .await
+        .expect("first");
+    let again = store
+        .remember_idempotency(acme.id, "k1", &second)
+        .await
+        .expect("second");
+    let other = store
+        .remember_idempotency(beta.id, "k1", &second)
+        .await
+        .expect("beta");
+
+    assert_eq!(kept, first);
+    assert_eq!(again, first, "the first record stays");
+    assert_eq!(other, second, "keys are per tenant");
+    assert_eq!(
+        store.idempotency_record(acme.id, "k1").await.expect("read"),
+        Some(first)
+    );
+    assert_eq!(
+        store.idempotency_record(acme.id, "k2").await.expect("read"),
+        None
     );
 }

@@ -5,10 +5,11 @@
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use engine::model::{CampaignId, CampaignName, EmailAddress, TenantId};
-use engine::render::{CampaignDefinition, CompiledCampaign, TemplateError};
+use engine::render::CampaignDefinition;
 use engine::store::{Campaign, CampaignCounters, CampaignStatus, Event, Store};
 use serde::{Deserialize, Serialize};
 
+use super::messages::{BATCH_PREFIX, is_batch};
 use super::{V1Error, parse_json};
 use crate::cli::campaign::launch_checked;
 use crate::http::ApiState;
@@ -26,6 +27,8 @@ struct CreateCampaign {
 #[derive(Debug, Serialize)]
 struct CampaignView {
     id: CampaignId,
+    /// `campaign`, or `message` for a batch of `POST /v1/messages`.
+    kind: &'static str,
     name: CampaignName,
     status: CampaignStatus,
     columns: Vec<String>,
@@ -46,6 +49,7 @@ impl CampaignView {
             .and_then(|json| serde_json::from_str(json).ok());
         Self {
             id: campaign.id,
+            kind: kind(&campaign),
             name: campaign.name,
             status: campaign.status,
             columns: campaign.columns,
@@ -56,6 +60,22 @@ impl CampaignView {
             counters,
         }
     }
+}
+
+fn kind(campaign: &Campaign) -> &'static str {
+    if is_batch(campaign) {
+        "message"
+    } else {
+        "campaign"
+    }
+}
+
+/// `GET /v1/campaigns?kind=campaign|message`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    kind: Option<String>,
 }
 
 /// The caller's campaign `id`, or 404 whoever else may own it.
@@ -84,28 +104,18 @@ async fn view(state: &ApiState, campaign: Campaign) -> Result<CampaignView, V1Er
 
 /// Syntax errors are reported at creation; unknown variables can only be judged
 /// against an import's columns, so they wait for the launch.
-/// Each unknown variable is taken as a column to be and the compile retried, so
-/// a syntax error after a variable is still found; bounded, as every round adds
-/// one name.
 fn check_templates(definition: &CampaignDefinition) -> Result<(), V1Error> {
-    let mut columns = Vec::new();
-    for _ in 0..MAX_TEMPLATE_VARIABLES {
-        match CompiledCampaign::compile(definition, &columns) {
-            Ok(_) => return Ok(()),
-            Err(TemplateError::UnknownVariable { name, .. }) => columns.push(name),
-            Err(TemplateError::Definition(e)) => return Err(V1Error::Invalid(e.to_string())),
-            Err(e) => return Err(V1Error::Template(e.to_string())),
-        }
-    }
-    Ok(())
+    super::batch::template_variables(definition).map(drop)
 }
-
-/// Enough for any real campaign; past it the launch still checks everything.
-const MAX_TEMPLATE_VARIABLES: usize = 256;
 
 pub async fn create(state: web::Data<ApiState>, signed: Signed) -> Result<HttpResponse, V1Error> {
     let request: CreateCampaign = parse_json(&signed.body)?;
     let name = CampaignName::parse(&request.name).map_err(|e| V1Error::Invalid(e.to_string()))?;
+    if name.as_str().starts_with(BATCH_PREFIX) {
+        return Err(V1Error::Invalid(format!(
+            "campaign names starting with {BATCH_PREFIX:?} are reserved for message batches"
+        )));
+    }
     request
         .definition
         .validate()
@@ -123,10 +133,25 @@ pub async fn create(state: web::Data<ApiState>, signed: Signed) -> Result<HttpRe
     Ok(HttpResponse::Created().json(view(&state, campaign).await?))
 }
 
-pub async fn list(state: web::Data<ApiState>, signed: Signed) -> Result<HttpResponse, V1Error> {
+/// Message batches are campaigns too and are listed with `kind: "message"`;
+/// `?kind=` narrows the list to one kind.
+pub async fn list(
+    state: web::Data<ApiState>,
+    signed: Signed,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, V1Error> {
+    let wanted = query.into_inner().kind;
+    if let Some(k) = wanted.as_deref()
+        && !matches!(k, "campaign" | "message")
+    {
+        return Err(V1Error::Invalid(
+            "kind must be `campaign` or `message`".into(),
+        ));
+    }
     let campaigns = state.store.campaigns(signed.caller.tenant).await?;
     let views: Vec<CampaignView> = campaigns
         .into_iter()
+        .filter(|c| wanted.as_deref().is_none_or(|k| k == kind(c)))
         .map(|c| CampaignView {
             definition: None,
             ..CampaignView::new(c, None)

@@ -1,36 +1,95 @@
-//! Version 1 of the API: campaigns, recipient uploads, status changes and
-//! statistics. Every route authenticates with Escher; the tenant is the key's.
+//! Version 1 of the API: campaigns, recipient uploads, status changes,
+//! statistics and batch submits. Every route but the OpenAPI document
+//! authenticates with Escher; the tenant is the key's.
+//!
+//! The routes are listed once, in [`register`], which both registers them with
+//! actix and fills the table the OpenAPI test holds the document to.
 
+mod batch;
 mod campaigns;
 mod imports;
+mod messages;
+pub mod openapi;
 mod upload;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{FromRequest, Handler, HttpResponse, Responder, ResponseError, web};
 use engine::model::CampaignId;
 use engine::store::StoreError;
 
 use super::error::error_response;
 use crate::cli::campaign::LaunchError;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/campaigns", web::post().to(campaigns::create))
-        .route("/campaigns", web::get().to(campaigns::list))
-        .route("/campaigns/{id}", web::get().to(campaigns::get))
-        .route("/campaigns/{id}/recipients", web::put().to(upload::upload))
-        .route(
-            "/campaigns/{id}/imports",
-            web::post().to(imports::import_file),
-        )
-        .route("/campaigns/{id}/launch", web::post().to(campaigns::launch))
-        .route("/campaigns/{id}/pause", web::post().to(campaigns::pause))
-        .route("/campaigns/{id}/resume", web::post().to(campaigns::resume))
-        .route("/campaigns/{id}/cancel", web::post().to(campaigns::cancel))
-        .route("/campaigns/{id}/stats", web::get().to(campaigns::stats))
-        .route(
+pub use messages::BATCH_PREFIX;
+
+/// Something routes can be added to: actix's configuration, or a plain table.
+pub trait Router {
+    fn add<F, Args>(&mut self, method: Method, path: &'static str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static;
+}
+
+impl Router for web::ServiceConfig {
+    fn add<F, Args>(&mut self, method: Method, path: &'static str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(path, web::method(method).to(handler))
+    }
+}
+
+/// The routes as (method, path under `/v1`), as [`register`] adds them.
+#[derive(Debug, Default)]
+pub struct RouteTable(pub Vec<(Method, &'static str)>);
+
+impl Router for RouteTable {
+    fn add<F, Args>(&mut self, method: Method, path: &'static str, _: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.0.push((method, path));
+        self
+    }
+}
+
+/// Every `/v1` route, in one place.
+pub fn register<R: Router>(r: &mut R) {
+    use Method as M;
+    r.add(M::GET, "/openapi.json", openapi::document)
+        .add(M::POST, "/campaigns", campaigns::create)
+        .add(M::GET, "/campaigns", campaigns::list)
+        .add(M::GET, "/campaigns/{id}", campaigns::get)
+        .add(M::PUT, "/campaigns/{id}/recipients", upload::upload)
+        .add(M::POST, "/campaigns/{id}/imports", imports::import_file)
+        .add(M::POST, "/campaigns/{id}/launch", campaigns::launch)
+        .add(M::POST, "/campaigns/{id}/pause", campaigns::pause)
+        .add(M::POST, "/campaigns/{id}/resume", campaigns::resume)
+        .add(M::POST, "/campaigns/{id}/cancel", campaigns::cancel)
+        .add(M::GET, "/campaigns/{id}/stats", campaigns::stats)
+        .add(
+            M::GET,
             "/campaigns/{id}/recipients/{email}",
-            web::get().to(campaigns::recipient),
-        );
+            campaigns::recipient,
+        )
+        .add(M::POST, "/messages", messages::submit)
+        .add(M::GET, "/messages/{id}", messages::status);
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    register(cfg);
+}
+
+/// The served `/v1` routes, for the OpenAPI test.
+pub fn route_table() -> RouteTable {
+    let mut table = RouteTable::default();
+    register(&mut table);
+    table
 }
 
 /// Everything a `/v1` route can refuse, each with its status code.
@@ -45,8 +104,14 @@ pub enum V1Error {
     /// Also for another tenant's ids: existence must not leak.
     #[error("campaign {0} does not exist")]
     CampaignNotFound(CampaignId),
-    #[error("{0} is not in the exchange folder incoming")]
-    FileNotFound(String),
+    /// A batch id of another tenant, or a campaign that is not a batch.
+    #[error("message batch {0} does not exist")]
+    MessageNotFound(CampaignId),
+    #[error("the Idempotency-Key was used before with a different body")]
+    IdempotencyMismatch,
+    /// The tenant's submit rate is used up; `retry_after` in seconds.
+    #[error("the submit rate limit is reached; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("the campaign has no recipient {0}")]
     RecipientNotFound(String),
     #[error("{0}")]
@@ -56,6 +121,8 @@ pub enum V1Error {
     Template(String),
     #[error("the upload is larger than {limit} bytes")]
     TooLarge { limit: u64 },
+    #[error("{0} is not in the exchange folder incoming")]
+    FileNotFound(String),
     #[error("the store is unavailable; try again")]
     Unavailable,
     #[error("internal error")]
@@ -69,7 +136,10 @@ impl V1Error {
             V1Error::Invalid(_) => "invalid",
             V1Error::CampaignNotFound(_)
             | V1Error::RecipientNotFound(_)
+            | V1Error::MessageNotFound(_)
             | V1Error::FileNotFound(_) => "not_found",
+            V1Error::IdempotencyMismatch => "idempotency_key_reused",
+            V1Error::RateLimited { .. } => "rate_limited",
             V1Error::Conflict(_) => "conflict",
             V1Error::Template(_) => "template_error",
             V1Error::TooLarge { .. } => "too_large",
@@ -110,10 +180,14 @@ impl ResponseError for V1Error {
     fn status_code(&self) -> StatusCode {
         match self {
             V1Error::MalformedJson(_) => StatusCode::BAD_REQUEST,
-            V1Error::Invalid(_) | V1Error::Template(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            V1Error::Invalid(_) | V1Error::Template(_) | V1Error::IdempotencyMismatch => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             V1Error::CampaignNotFound(_)
             | V1Error::RecipientNotFound(_)
+            | V1Error::MessageNotFound(_)
             | V1Error::FileNotFound(_) => StatusCode::NOT_FOUND,
+            V1Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             V1Error::Conflict(_) => StatusCode::CONFLICT,
             V1Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             V1Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -125,7 +199,15 @@ impl ResponseError for V1Error {
         if let V1Error::Internal(detail) = self {
             tracing::error!(%detail, "API request failed");
         }
-        error_response(self.status_code(), self.code(), &self.to_string())
+        let mut response = error_response(self.status_code(), self.code(), &self.to_string());
+        if let V1Error::RateLimited { retry_after } = self
+            && let Ok(value) = retry_after.to_string().parse()
+        {
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, value);
+        }
+        response
     }
 }
 

@@ -1,11 +1,12 @@
-//! API keys in `broadside.api_keys`: global, looked up by key id on every request.
+//! API keys in `broadside.api_keys`: global, looked up by key id on every request;
+//! and the idempotency keys of batch submits, also global and keyed by tenant.
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Row};
 
 use super::sql;
-use crate::model::TenantId;
-use crate::store::{ApiKey, ExchangeAccount, StoreError, StoreResult};
+use crate::model::{CampaignId, TenantId};
+use crate::store::{ApiKey, ExchangeAccount, IdempotencyRecord, StoreError, StoreResult};
 
 const KEY_COLUMNS: &str = "key_id, tenant_id, created_at, revoked_at";
 
@@ -137,4 +138,61 @@ pub(crate) async fn account(
                 .collect(),
         }
     }))
+}
+
+fn idempotency_row(row: &Row) -> IdempotencyRecord {
+    IdempotencyRecord {
+        request_hash: row.get(0),
+        batch: CampaignId(row.get(1)),
+        response: row.get(2),
+    }
+}
+
+pub(crate) async fn idempotency_record(
+    client: &Client,
+    tenant: TenantId,
+    key: &str,
+) -> StoreResult<Option<IdempotencyRecord>> {
+    let row = client
+        .query_opt(
+            "SELECT request_hash, batch_id, response FROM broadside.idempotency_keys
+             WHERE tenant_id = $1 AND key = $2",
+            &[&tenant.0, &key],
+        )
+        .await
+        .map_err(sql::db_error)?;
+    Ok(row.as_ref().map(idempotency_row))
+}
+
+/// Insert-if-absent, then read back: two requests racing on one key both end
+/// with the record of whichever committed first.
+pub(crate) async fn remember_idempotency(
+    client: &Client,
+    tenant: TenantId,
+    key: &str,
+    record: &IdempotencyRecord,
+) -> StoreResult<IdempotencyRecord> {
+    client
+        .execute(
+            "INSERT INTO broadside.idempotency_keys
+                 (tenant_id, key, request_hash, batch_id, response)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[
+                &tenant.0,
+                &key,
+                &record.request_hash,
+                &record.batch.0,
+                &record.response,
+            ],
+        )
+        .await
+        .map_err(
+            |e| match e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
+                true => StoreError::UnknownTenant(tenant),
+                false => sql::db_error(e),
+            },
+        )?;
+    idempotency_record(client, tenant, key)
+        .await?
+        .ok_or_else(|| StoreError::Unavailable("the idempotency key vanished".into()))
 }

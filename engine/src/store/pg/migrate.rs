@@ -29,6 +29,11 @@ const GLOBAL: &[Migration] = &[
         name: "0003_exchange_accounts",
         sql: include_str!("migrations/0003_exchange_accounts.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_idempotency",
+        sql: include_str!("migrations/0004_idempotency.sql"),
+    },
 ];
 
 /// Tenant migrations; `{{schema}}` stands for the tenant's schema.

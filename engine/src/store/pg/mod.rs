@@ -22,8 +22,9 @@ use chrono::{DateTime, Utc};
 use self::manager::{PgManager, Pool};
 use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
 use crate::store::{
-    ApiKey, Campaign, CampaignCounters, CampaignStatus, Event, ExchangeAccount, ImportWriter,
-    Outcome, Recipient, RecipientBatch, RecordReport, Store, StoreError, StoreResult, Tenant,
+    ApiKey, Campaign, CampaignCounters, CampaignStatus, Event, ExchangeAccount, IdempotencyRecord,
+    ImportWriter, Outcome, Recipient, RecipientBatch, RecordReport, Store, StoreError, StoreResult,
+    Tenant,
 };
 
 /// A `Store` on PostgreSQL. Cloning shares the pool.
@@ -122,6 +123,23 @@ impl Store for PgStore {
 
     async fn exchange_account(&self, username: &str) -> StoreResult<Option<ExchangeAccount>> {
         keys::account(&*self.conn().await?, username).await
+    }
+
+    async fn idempotency_record(
+        &self,
+        tenant: TenantId,
+        key: &str,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
+        keys::idempotency_record(&*self.conn().await?, tenant, key).await
+    }
+
+    async fn remember_idempotency(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        record: &IdempotencyRecord,
+    ) -> StoreResult<IdempotencyRecord> {
+        keys::remember_idempotency(&*self.conn().await?, tenant, key, record).await
     }
 
     async fn create_campaign(

@@ -1,11 +1,12 @@
-//! API keys in the global database: looked up by key id on every request.
+//! API keys in the global database: looked up by key id on every request; and
+//! the idempotency keys of batch submits, also global and keyed by tenant.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::catalog::tenant_exists;
 use super::convert::{db_error, from_ms, is_unique_violation, ms_at, now_ms, to_ms};
-use crate::model::TenantId;
-use crate::store::{ApiKey, ExchangeAccount, StoreError, StoreResult};
+use crate::model::{CampaignId, TenantId};
+use crate::store::{ApiKey, ExchangeAccount, IdempotencyRecord, StoreError, StoreResult};
 
 const KEY_COLUMNS: &str = "key_id, tenant_id, created_at, revoked_at";
 
@@ -136,4 +137,55 @@ fn split_keys(keys: &str) -> Vec<String> {
         .filter(|l| !l.trim().is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+pub(super) fn idempotency_record(
+    conn: &Connection,
+    tenant: TenantId,
+    key: &str,
+) -> StoreResult<Option<IdempotencyRecord>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT request_hash, batch_id, response FROM idempotency_keys
+             WHERE tenant_id = ?1 AND key = ?2",
+        )
+        .map_err(db_error)?;
+    stmt.query_row(params![tenant.0, key], |row| {
+        Ok(IdempotencyRecord {
+            request_hash: row.get(0)?,
+            batch: CampaignId(row.get(1)?),
+            response: row.get(2)?,
+        })
+    })
+    .optional()
+    .map_err(db_error)
+}
+
+/// Insert-if-absent, then read back; the global writer runs one call at a time,
+/// so the first of two racing requests wins.
+pub(super) fn remember_idempotency(
+    conn: &Connection,
+    tenant: TenantId,
+    key: &str,
+    record: &IdempotencyRecord,
+) -> StoreResult<IdempotencyRecord> {
+    if !tenant_exists(conn, tenant)? {
+        return Err(StoreError::UnknownTenant(tenant));
+    }
+    conn.execute(
+        "INSERT INTO idempotency_keys
+             (tenant_id, key, request_hash, batch_id, response, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+        params![
+            tenant.0,
+            key,
+            record.request_hash,
+            record.batch.0,
+            record.response,
+            to_ms(now_ms())
+        ],
+    )
+    .map_err(db_error)?;
+    idempotency_record(conn, tenant, key)?
+        .ok_or_else(|| StoreError::Unavailable("the idempotency key vanished".into()))
 }

@@ -30,6 +30,11 @@ pub(super) const GLOBAL: &[Migration] = &[
         sql: include_str!("migrations/global/0003_exchange_accounts.sql"),
         step: None,
     },
+    Migration {
+        name: "0004_idempotency",
+        sql: include_str!("migrations/global/0004_idempotency.sql"),
+        step: None,
+    },
 ];
 
 pub(super) const TENANT: &[Migration] = &[

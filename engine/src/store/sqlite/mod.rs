@@ -29,8 +29,9 @@ use self::convert::db_error;
 use self::worker::Worker;
 use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
 use crate::store::{
-    ApiKey, Campaign, CampaignCounters, CampaignStatus, Event, ExchangeAccount, ImportWriter,
-    Outcome, Recipient, RecipientBatch, RecordReport, Store, StoreError, StoreResult, Tenant,
+    ApiKey, Campaign, CampaignCounters, CampaignStatus, Event, ExchangeAccount, IdempotencyRecord,
+    ImportWriter, Outcome, Recipient, RecipientBatch, RecordReport, Store, StoreError, StoreResult,
+    Tenant,
 };
 
 /// Pages of cache per connection (negative: KiB), enough to keep an import's hot
@@ -264,6 +265,31 @@ impl Store for SqliteStore {
         self.inner
             .global
             .call(move |conn| keys::account(conn, &username))
+            .await
+    }
+
+    async fn idempotency_record(
+        &self,
+        tenant: TenantId,
+        key: &str,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
+        let key = key.to_owned();
+        self.inner
+            .global
+            .call(move |conn| keys::idempotency_record(conn, tenant, &key))
+            .await
+    }
+
+    async fn remember_idempotency(
+        &self,
+        tenant: TenantId,
+        key: &str,
+        record: &IdempotencyRecord,
+    ) -> StoreResult<IdempotencyRecord> {
+        let (key, record) = (key.to_owned(), record.clone());
+        self.inner
+            .global
+            .call(move |conn| keys::remember_idempotency(conn, tenant, &key, &record))
             .await
     }
 
