@@ -11,10 +11,12 @@
 mod campaigns;
 mod delivery;
 mod keys;
+mod tracking;
 
 pub use campaigns::*;
 pub use delivery::*;
 pub use keys::*;
+pub use tracking::*;
 
 use chrono::{TimeZone, Utc};
 use engine::model::{
@@ -54,6 +56,8 @@ macro_rules! conformance_tests {
             api_key_ids_are_unique_and_need_an_existing_tenant,
             a_revoked_key_stays_revoked_with_its_first_revocation_time,
             another_tenants_key_cannot_be_revoked_or_listed,
+            tracking_events_are_recorded_in_batches_apart_from_outcomes,
+            suppressions_are_per_tenant_and_looked_up_in_bulk,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -137,7 +137,11 @@ async fn migrate_reports_what_it_applied_and_tenant_files_are_migrated_on_creati
     let store = open(dir.path());
     assert_eq!(
         store.migrate().await.unwrap(),
-        ["global/0001_init", "global/0002_api_keys"]
+        [
+            "global/0001_init",
+            "global/0002_api_keys",
+            "global/0003_suppressions"
+        ]
     );
     let tenant = store
         .create_tenant(&TenantName::parse("acme").unwrap())

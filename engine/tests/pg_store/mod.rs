@@ -98,7 +98,11 @@ async fn migrations_apply_once_even_when_two_processes_race() {
     applied.sort();
     assert_eq!(
         applied,
-        vec!["0001_global".to_owned(), "0002_api_keys".to_owned()]
+        vec![
+            "0001_global".to_owned(),
+            "0002_api_keys".to_owned(),
+            "0003_suppressions".to_owned()
+        ]
     );
 
     a.create_tenant(&tenant_name("acme")).await.expect("tenant");

@@ -24,6 +24,11 @@ const GLOBAL: &[Migration] = &[
         name: "0002_api_keys",
         sql: include_str!("migrations/0002_api_keys.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_suppressions",
+        sql: include_str!("migrations/0003_suppressions.sql"),
+    },
 ];
 
 /// Tenant migrations; `{{schema}}` stands for the tenant's schema.

@@ -25,6 +25,11 @@ pub(super) const GLOBAL: &[Migration] = &[
         sql: include_str!("migrations/global/0002_api_keys.sql"),
         step: None,
     },
+    Migration {
+        name: "0003_suppressions",
+        sql: include_str!("migrations/global/0003_suppressions.sql"),
+        step: None,
+    },
 ];
 
 pub(super) const TENANT: &[Migration] = &[
