@@ -13,3 +13,4 @@ pub mod runtime;
 pub mod supervisor;
 pub mod telemetry;
 pub mod tracking;
+pub mod tracking_events;

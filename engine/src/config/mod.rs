@@ -8,6 +8,7 @@ mod error;
 mod load;
 mod secret;
 mod send;
+mod tracking;
 mod units;
 
 use std::fmt;
@@ -23,6 +24,7 @@ pub use send::{
     DkimEntry, DomainLimitEntry, MetricsConfig, RetryConfig, RouteEntry, SendConfig, TimeoutConfig,
     parse_route_list,
 };
+pub use tracking::TrackingConfig;
 pub use units::{ByteSize, Duration, UnitError};
 
 /// The whole configuration. Every section has defaults, so an empty file (or none)
@@ -40,6 +42,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub api: ApiConfig,
+    pub tracking: TrackingConfig,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             log: LogConfig::default(),
             api: ApiConfig::default(),
+            tracking: TrackingConfig::default(),
         }
     }
 }

@@ -170,10 +170,9 @@ impl CompiledCampaign {
             });
         }
         let message_id = self.message_id(message_id_domain)?;
-        let tracking = self
-            .tracking
-            .as_ref()
-            .map(|(setup, bodies)| RecipientTracking::new(setup, bodies, row.id()));
+        let tracking = self.tracking.as_ref().map(|(setup, bodies)| {
+            RecipientTracking::new(setup, bodies, row.id(), date.timestamp())
+        });
         let context = Context::wraps(RowView {
             columns: &self.columns,
             row,

@@ -80,6 +80,7 @@ impl RecipientTracking {
         setup: &TrackingSetup,
         bodies: &TrackedBodies,
         recipient: RecipientId,
+        issued: i64,
     ) -> Self {
         let token = |kind, link| Token {
             kind,
@@ -87,6 +88,7 @@ impl RecipientTracking {
             campaign: setup.campaign,
             recipient,
             link,
+            issued,
             url: None,
         };
         let url = |path: &str, token: &Token| {
@@ -117,7 +119,12 @@ impl RecipientTracking {
             setup.key.encode_mail(&unsubscribe),
             setup.bounce_domain
         );
-        let verp = setup.key.encode_mail(&token(TokenKind::Bounce, 0));
+        // Without the render time: greylisting keys on the sender address, so a
+        // retry must come from the same return path as the first attempt.
+        let verp = setup.key.encode_mail(&Token {
+            issued: 0,
+            ..token(TokenKind::Bounce, 0)
+        });
         Self {
             values,
             list_unsubscribe,

@@ -53,6 +53,9 @@ pub struct Token {
     pub recipient: RecipientId,
     /// Index into the campaign's link table (clicks only; 0 otherwise).
     pub link: u32,
+    /// When the message was rendered (unix seconds): a click this soon after is a
+    /// link scanner's, which the endpoint can tell without a store lookup.
+    pub issued: i64,
     /// The URL of a link rendered per recipient; covered by the tag, so it cannot
     /// be changed to point elsewhere.
     pub url: Option<String>,
@@ -148,6 +151,7 @@ impl TokenKey {
             put_varint(&mut bytes, value as u64);
         }
         put_varint(&mut bytes, u64::from(token.link));
+        put_varint(&mut bytes, token.issued.max(0) as u64);
         if let Some(url) = &token.url {
             bytes.extend_from_slice(url.as_bytes());
         }
@@ -210,6 +214,7 @@ impl TokenKey {
             *id = i64::try_from(take_varint(&mut rest)?).ok()?;
         }
         let link = u32::try_from(take_varint(&mut rest)?).ok()?;
+        let issued = i64::try_from(take_varint(&mut rest)?).ok()?;
         let url = (!rest.is_empty())
             .then(|| String::from_utf8(rest.to_vec()).ok())
             .flatten();
@@ -222,6 +227,7 @@ impl TokenKey {
             campaign: CampaignId(ids[1]),
             recipient: RecipientId(ids[2]),
             link,
+            issued,
             url,
         })
     }
@@ -264,6 +270,7 @@ mod tests {
             campaign: CampaignId(campaign),
             recipient: RecipientId(123_456),
             link,
+            issued: 1_790_000_000,
             url: None,
         }
     }
@@ -272,7 +279,7 @@ mod tests {
     fn a_token_round_trips_and_is_compact() {
         let token = click(42, 5);
         let text = key().encode(&token);
-        assert!(text.len() <= 40, "{text}");
+        assert!(text.len() <= 48, "{text}");
         assert_eq!(key().decode(&text), Some(token));
     }
 
