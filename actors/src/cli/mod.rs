@@ -5,6 +5,7 @@ mod demo;
 mod import;
 mod key;
 mod serve;
+mod suppression;
 mod tenant;
 
 use std::path::PathBuf;
@@ -47,6 +48,9 @@ pub enum Command {
     /// Manage campaigns: define, launch, pause, resume, cancel, status.
     #[command(subcommand)]
     Campaign(campaign::CampaignCommand),
+    /// Manage the tenant's suppression list: list, add, remove.
+    #[command(subcommand)]
+    Suppression(suppression::SuppressionCommand),
     /// Run the engine and the HTTP API until stopped (SIGINT/SIGTERM).
     Serve,
     /// Send the sample campaign to generated recipients through a loopback sink,
@@ -82,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Import(args) => import::run(&config, args).await,
             Command::Campaign(command) => campaign::run(&config, command).await,
             Command::Key(command) => key::run(&config, command).await,
+            Command::Suppression(command) => suppression::run(&config, command).await,
         }
     })
 }

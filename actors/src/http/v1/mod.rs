@@ -2,6 +2,7 @@
 //! statistics. Every route authenticates with Escher; the tenant is the key's.
 
 mod campaigns;
+mod suppressions;
 mod upload;
 
 use actix_web::http::StatusCode;
@@ -29,6 +30,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/campaigns/{id}/recipients/{email}",
             web::get().to(campaigns::recipient),
+        )
+        .route("/suppressions", web::get().to(suppressions::list))
+        .route("/suppressions", web::post().to(suppressions::add))
+        .route(
+            "/suppressions/{email}",
+            web::delete().to(suppressions::remove),
         );
 }
 
@@ -46,6 +53,8 @@ pub enum V1Error {
     CampaignNotFound(CampaignId),
     #[error("the campaign has no recipient {0}")]
     RecipientNotFound(String),
+    #[error("{0} is not on the suppression list")]
+    NotSuppressed(String),
     #[error("{0}")]
     Conflict(String),
     /// A template error (with line and column) or unknown variables.
@@ -66,7 +75,9 @@ impl V1Error {
         match self {
             V1Error::MalformedJson(_) => "malformed_json",
             V1Error::Invalid(_) => "invalid",
-            V1Error::CampaignNotFound(_) | V1Error::RecipientNotFound(_) => "not_found",
+            V1Error::CampaignNotFound(_)
+            | V1Error::RecipientNotFound(_)
+            | V1Error::NotSuppressed(_) => "not_found",
             V1Error::Conflict(_) => "conflict",
             V1Error::Template(_) => "template_error",
             V1Error::TooLarge { .. } => "too_large",
@@ -109,7 +120,9 @@ impl ResponseError for V1Error {
         match self {
             V1Error::MalformedJson(_) => StatusCode::BAD_REQUEST,
             V1Error::Invalid(_) | V1Error::Template(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            V1Error::CampaignNotFound(_) | V1Error::RecipientNotFound(_) => StatusCode::NOT_FOUND,
+            V1Error::CampaignNotFound(_)
+            | V1Error::RecipientNotFound(_)
+            | V1Error::NotSuppressed(_) => StatusCode::NOT_FOUND,
             V1Error::Conflict(_) => StatusCode::CONFLICT,
             V1Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             V1Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
