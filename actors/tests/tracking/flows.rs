@@ -245,3 +245,28 @@ async fn a_suppressed_address_is_not_mailed_again_in_a_later_campaign() {
     assert_eq!(app.sink.recorder.count_for(BOB), 1);
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_hard_bounce_at_rcpt_is_suppressed_and_not_mailed_again() {
+    let app = TrackingApp::start_with_faults(
+        "[[faults]]\nmatch = \"gone.example\"\nkind = \"reply\"\ncode = 550\nenhanced = \"5.1.1\"\ntext = \"No such user\"\n",
+    )
+    .await;
+    let gone = "x@gone.example";
+
+    app.send("spring", &[gone]).await;
+    eventually("the bounce is suppressed", || async {
+        let list = app.store.suppressions(app.tenant).await.expect("list");
+        (list.len() == 1).then_some(())
+    })
+    .await;
+    let summer = app.send("summer", &[gone, BOB]).await;
+
+    let counters = app
+        .store
+        .counters(app.tenant, summer)
+        .await
+        .expect("counters");
+    assert_eq!((counters.suppressed, counters.delivered), (1, 1));
+    app.stop().await;
+}

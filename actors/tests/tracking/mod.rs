@@ -40,14 +40,17 @@ pub struct TrackingApp {
 
 impl TrackingApp {
     pub async fn start() -> TrackingApp {
+        Self::start_with_faults("").await
+    }
+
+    /// With sink faults (TOML `[[faults]]` tables, see sink-faults.example.toml).
+    pub async fn start_with_faults(faults: &str) -> TrackingApp {
         let dir = TempDir::new().expect("tempdir");
-        let sink = sink::start(SinkConfig {
-            keep_bytes: true,
-            starttls: false,
-            ..SinkConfig::default()
-        })
-        .await
-        .expect("sink");
+        let mut sink_config =
+            SinkConfig::from_toml(&format!("starttls = false\nkeep_bytes = true\n{faults}"))
+                .expect("sink config");
+        sink_config.keep_bytes = true;
+        let sink = sink::start(sink_config).await.expect("sink");
         let mut config = Config {
             data_dir: dir.path().join("data"),
             ..Config::default()
