@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use engine::model::RecipientId;
-use engine::store::{CampaignStatus, Store};
+use chrono::{DateTime, Utc};
+use engine::model::{RecipientId, RecipientState};
+use engine::store::{CampaignStatus, Outcome, RecipientBatch, Store, StoreError};
 
 use crate::delivery::{Enqueue, QueueDirectory, Work};
 use crate::run::CampaignRun;
-use crate::tracking::Flush;
+use crate::tracking::{Flush, RecordOutcome};
 
 #[derive(Debug, Clone, Copy)]
 pub struct DispatchSettings {
@@ -117,7 +118,7 @@ async fn dispatch(
         }
         // Before the read, so that no row in the batch can be one whose outcome
         // was stored after it was read (see `InFlightSet::snapshot`).
-        let busy = run.in_flight.snapshot();
+        let mut busy = run.in_flight.snapshot();
         let now = clock.now();
         let read = store
             .due_recipients(run.tenant, run.campaign, cursor, now, settings.batch_size)
@@ -142,9 +143,62 @@ async fn dispatch(
             dispatched_this_pass = 0;
             continue;
         }
+        match suppress(&run, store.as_ref(), &batch, &busy, now).await {
+            Ok(suppressed) => busy.extend(suppressed),
+            Err(err) => {
+                // Sending to a suppressed address is worse than sending later.
+                tracing::warn!(campaign = %run.campaign, error = %err, "reading the suppression list failed; retrying");
+                tokio::time::sleep(settings.poll_interval).await;
+                continue;
+            }
+        }
         cursor = batch.row(batch.len() - 1).id();
         dispatched_this_pass += hand_out(&run, &queues, Arc::new(batch), &busy).await;
     }
+}
+
+/// Marks the batch's rows on the tenant's suppression list `Suppressed` (through
+/// the tracker, like any outcome) instead of sending; one store call per batch.
+/// Returns their ids, for `hand_out` to skip.
+async fn suppress(
+    run: &Arc<CampaignRun>,
+    store: &dyn Store,
+    batch: &RecipientBatch,
+    busy: &HashSet<RecipientId>,
+    now: DateTime<Utc>,
+) -> Result<Vec<RecipientId>, StoreError> {
+    let emails: Vec<String> = (0..batch.len())
+        .map(|i| batch.row(i).email().to_owned())
+        .collect();
+    let listed = store.suppressed_among(run.tenant, &emails).await?;
+    let mut ids = Vec::new();
+    for index in 0..batch.len() {
+        let row = batch.row(index);
+        if !listed.contains(row.email()) || busy.contains(&row.id()) {
+            continue;
+        }
+        ids.push(row.id());
+        let Some(guard) = run.in_flight.enter(row.id()).await else {
+            continue;
+        };
+        let outcome = Outcome {
+            recipient: row.id(),
+            state: RecipientState::Suppressed,
+            attempted: false,
+            detail: Some("on the suppression list".to_owned()),
+            at: now,
+        };
+        let _ = run
+            .tracking
+            .send(RecordOutcome {
+                tenant: run.tenant,
+                campaign: run.campaign,
+                outcome,
+                guard: Some(guard),
+            })
+            .await;
+    }
+    Ok(ids)
 }
 
 /// Hands a batch's rows to their domain queues, except those that were in flight

@@ -14,3 +14,4 @@ pub mod runtime;
 pub mod supervisor;
 pub mod telemetry;
 pub mod tracking;
+pub mod tracking_events;

@@ -14,11 +14,12 @@ use engine::delivery::{DestinationLimits, DnsMode, LimitSettings, RouteTable, Ro
 use engine::dkim::{DkimKeyEntry, DkimKeys};
 use engine::smtp::{RetryPolicy, Timeouts};
 use engine::store::Store;
+use engine::tracking::TokenKey;
 
 use crate::cpu_pool::CpuPool;
 use crate::delivery::{Delivery, DeliverySettings};
 use crate::dispatcher::DispatchSettings;
-use crate::supervisor::{Drain, EngineSettings, Reconcile, Root};
+use crate::supervisor::{Drain, EngineSettings, Reconcile, Root, TrackingTokens};
 use crate::telemetry::DomainLabels;
 use crate::tracking::TrackingSettings;
 
@@ -44,12 +45,9 @@ impl Runtime {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let delivery = build_delivery(config, clock)?;
-        let root = Root::new(
-            Arc::clone(&store),
-            Arc::clone(&delivery),
-            engine_settings(config),
-        )
-        .start();
+        let mut settings = engine_settings(config);
+        settings.tokens = tracking_tokens(config)?;
+        let root = Root::new(Arc::clone(&store), Arc::clone(&delivery), settings).start();
         Ok(Self {
             root,
             delivery,
@@ -67,6 +65,22 @@ impl Runtime {
         let _ = self.root.send(Drain).await;
         self.delivery.pool.shutdown();
     }
+}
+
+/// The token key and domains campaigns are compiled with; `None` when tracking
+/// is disabled.
+pub fn tracking_tokens(config: &Config) -> anyhow::Result<Option<TrackingTokens>> {
+    let tracking = &config.tracking;
+    if !tracking.enabled {
+        return Ok(None);
+    }
+    let key = TokenKey::configured_or_file(tracking.secret.expose(), &config.data_dir)
+        .context("tracking.secret")?;
+    Ok(Some(TrackingTokens {
+        key: Arc::new(key),
+        domain: tracking.domain.clone(),
+        bounce_domain: tracking.bounce_domain.clone(),
+    }))
 }
 
 pub fn engine_settings(config: &Config) -> EngineSettings {

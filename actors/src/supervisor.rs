@@ -15,6 +15,7 @@ use engine::model::{CampaignId, TenantId};
 use engine::render::{CampaignDefinition, CompiledCampaign};
 use engine::smtp::RetryPolicy;
 use engine::store::{Campaign, CampaignStatus, Store};
+use engine::tracking::{TokenKey, TrackingSetup};
 
 use crate::delivery::{Delivery, QueueDirectory};
 use crate::dispatcher::{CampaignDispatcher, DispatchSettings, DispatcherEnded, store_end};
@@ -36,6 +37,17 @@ pub struct EngineSettings {
     pub message_id_domain: String,
     /// How often the tree compares itself with the store.
     pub reconcile_interval: Duration,
+    /// Tracking for every campaign; `None` sends messages without it.
+    pub tokens: Option<TrackingTokens>,
+}
+
+/// What campaigns are compiled with for tracking (from `[tracking]`).
+#[derive(Debug, Clone)]
+pub struct TrackingTokens {
+    pub key: Arc<TokenKey>,
+    pub domain: String,
+    /// Empty: each campaign's envelope domain.
+    pub bounce_domain: String,
 }
 
 impl Default for EngineSettings {
@@ -47,6 +59,7 @@ impl Default for EngineSettings {
             retry: RetryPolicy::default(),
             message_id_domain: "localhost".to_owned(),
             reconcile_interval: Duration::from_secs(1),
+            tokens: None,
         }
     }
 }
@@ -247,8 +260,19 @@ impl TenantSupervisor {
             .ok_or("the campaign has no definition")?;
         let definition: CampaignDefinition = serde_json::from_str(text)
             .map_err(|e| format!("the stored definition is unreadable: {e}"))?;
-        let compiled =
-            CompiledCampaign::compile(&definition, &campaign.columns).map_err(|e| e.to_string())?;
+        let setup = self.settings.tokens.as_ref().map(|t| TrackingSetup {
+            key: Arc::clone(&t.key),
+            tenant: self.tenant,
+            campaign: campaign.id,
+            domain: t.domain.clone(),
+            bounce_domain: if t.bounce_domain.is_empty() {
+                definition.envelope_domain.clone()
+            } else {
+                t.bounce_domain.clone()
+            },
+        });
+        let compiled = CompiledCampaign::compile_tracked(&definition, &campaign.columns, setup)
+            .map_err(|e| e.to_string())?;
         Ok(Arc::new(CampaignRun {
             tenant: self.tenant,
             campaign: campaign.id,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use engine::model::{CampaignId, TenantId};
-use engine::store::{Outcome, Store};
+use engine::store::{Outcome, Store, SuppressionReason};
 use tokio::sync::Notify;
 
 use crate::in_flight::InFlight;
@@ -127,8 +127,43 @@ async fn write_batch(
         if report.ignored > 0 {
             tracing::debug!(%campaign, ignored = report.ignored, "outcomes for already-final recipients ignored");
         }
+        suppress_hard_bounces(store, tenant, campaign, &outcomes).await;
     }
     Ok(())
+}
+
+/// A permanent failure with an enhanced status 5.1.x (bad mailbox or address,
+/// RFC 3463) goes on the suppression list: mailing it again would only hurt the
+/// sender's reputation. Other 5xx (policy, content) may pass another time.
+/// Bounces are rare, so one recipient lookup each is fine.
+async fn suppress_hard_bounces(
+    store: &dyn Store,
+    tenant: TenantId,
+    campaign: CampaignId,
+    outcomes: &[Outcome],
+) {
+    let mut entries = Vec::new();
+    for outcome in outcomes {
+        let hard = outcome.state.code() == engine::model::StateCode::Bounced
+            && outcome
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with('5') && d.contains(" 5.1."));
+        if !hard {
+            continue;
+        }
+        let after = engine::model::RecipientId(outcome.recipient.0 - 1);
+        if let Ok(rows) = store.recipients(tenant, campaign, after, 1).await
+            && let Some(row) = rows.into_iter().find(|r| r.id == outcome.recipient)
+        {
+            entries.push((row.email.as_str().to_owned(), SuppressionReason::HardBounce));
+        }
+    }
+    if !entries.is_empty()
+        && let Err(error) = store.suppress(tenant, &entries).await
+    {
+        tracing::error!(%tenant, %error, "adding hard bounces to the suppression list failed");
+    }
 }
 
 impl Actor for TrackingActor {

@@ -7,3 +7,4 @@ mod crash;
 mod exchange;
 mod metrics;
 mod pipeline;
+mod tracking;

@@ -13,3 +13,4 @@ pub mod model;
 pub mod render;
 pub mod smtp;
 pub mod store;
+pub mod tracking;

@@ -11,10 +11,12 @@
 mod campaigns;
 mod delivery;
 mod keys;
+mod tracking;
 
 pub use campaigns::*;
 pub use delivery::*;
 pub use keys::*;
+pub use tracking::*;
 
 use chrono::{TimeZone, Utc};
 use engine::model::{
@@ -56,6 +58,8 @@ macro_rules! conformance_tests {
             another_tenants_key_cannot_be_revoked_or_listed,
             exchange_accounts_are_found_by_user_name_and_unique,
             an_idempotency_key_keeps_its_first_record_per_tenant,
+            tracking_events_are_recorded_in_batches_apart_from_outcomes,
+            suppressions_are_per_tenant_and_looked_up_in_bulk,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

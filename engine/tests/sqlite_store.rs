@@ -141,7 +141,8 @@ async fn migrate_reports_what_it_applied_and_tenant_files_are_migrated_on_creati
             "global/0001_init",
             "global/0002_api_keys",
             "global/0003_exchange_accounts",
-            "global/0004_idempotency"
+            "global/0004_idempotency",
+            "global/0005_suppressions"
         ]
     );
     let tenant = store

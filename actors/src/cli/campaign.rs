@@ -113,6 +113,14 @@ struct DefinitionFile {
     text_file: Option<PathBuf>,
     #[serde(default)]
     headers: Vec<(String, String)>,
+    #[serde(default = "yes")]
+    track_clicks: bool,
+    #[serde(default = "yes")]
+    track_opens: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Reads a definition file; body paths are relative to the file.
@@ -145,6 +153,8 @@ pub fn definition_from_parts(
         envelope_domain: file.envelope_domain,
         subject: file.subject,
         headers: file.headers,
+        track_clicks: file.track_clicks,
+        track_opens: file.track_opens,
     };
     definition.validate()?;
     Ok(definition)

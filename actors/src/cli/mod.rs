@@ -6,6 +6,7 @@ mod exchange;
 mod import;
 mod key;
 mod serve;
+mod suppression;
 mod tenant;
 
 use std::path::PathBuf;
@@ -51,6 +52,9 @@ pub enum Command {
     /// The file exchange: SFTP accounts.
     #[command(subcommand)]
     Exchange(exchange::ExchangeCommand),
+    /// Manage the tenant's suppression list: list, add, remove.
+    #[command(subcommand)]
+    Suppression(suppression::SuppressionCommand),
     /// Run the engine and the HTTP API until stopped (SIGINT/SIGTERM).
     Serve,
     /// Send the sample campaign to generated recipients through a loopback sink,
@@ -87,6 +91,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Campaign(command) => campaign::run(&config, command).await,
             Command::Key(command) => key::run(&config, command).await,
             Command::Exchange(command) => exchange::run(&config, command).await,
+            Command::Suppression(command) => suppression::run(&config, command).await,
         }
     })
 }

@@ -7,6 +7,7 @@ mod error;
 pub mod keys;
 mod rate;
 mod tls;
+pub mod tracking;
 mod v1;
 
 use std::net::{SocketAddr, TcpListener};
@@ -54,6 +55,8 @@ pub struct ApiState {
     pub exchange_writes: engine::exchange::OpenWrites,
     /// Per-tenant submit rate of `POST /v1/messages`.
     pub limiter: SubmitLimiter,
+    /// The unauthenticated `/t` endpoints.
+    pub tracking: web::Data<tracking::TrackingEndpoints>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -70,6 +73,10 @@ impl ApiState {
             .context("api.master_key")?;
         let store = Arc::clone(&runtime.store);
         Ok(Self {
+            tracking: web::Data::new(tracking::TrackingEndpoints::new(
+                config,
+                Arc::clone(&store),
+            )?),
             keys: KeyCache::new(Arc::clone(&store), master, api.key_cache_ttl.as_std()),
             store,
             runtime,
@@ -143,8 +150,10 @@ impl Application {
 /// Every route, for `App::configure`.
 pub fn routes(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
-        cfg.app_data(state)
+        cfg.app_data(state.tracking.clone())
+            .app_data(state)
             .route("/healthz", web::get().to(healthz))
+            .configure(tracking::routes)
             .route("/readyz", web::get().to(readyz))
             .service(web::scope("/v1").configure(v1::routes));
     }

@@ -89,6 +89,8 @@ pub fn definition(from: &str) -> CampaignDefinition {
         html: Some("<p>Hi {{first_name}}, {{tag}} in {{city}}.</p>\n<p>To {{email}}</p>\n".into()),
         text: Some("Hi {{first_name}}, {{tag}} in {{city}}.\nTo {{email}}\n".into()),
         headers: Vec::new(),
+        track_clicks: true,
+        track_opens: true,
     }
 }
 

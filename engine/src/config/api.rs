@@ -87,7 +87,7 @@ impl ApiConfig {
 
 /// An unset secret shows as "" (so the documented file and the defaults agree);
 /// a set one as `<redacted>`.
-fn serialize_optional_secret<S: Serializer>(
+pub(super) fn serialize_optional_secret<S: Serializer>(
     secret: &Secret<String>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {

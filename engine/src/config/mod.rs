@@ -9,6 +9,7 @@ mod exchange;
 mod load;
 mod secret;
 mod send;
+mod tracking;
 mod units;
 
 use std::fmt;
@@ -25,6 +26,7 @@ pub use send::{
     DkimEntry, DomainLimitEntry, MetricsConfig, RetryConfig, RouteEntry, SendConfig, TimeoutConfig,
     parse_route_list,
 };
+pub use tracking::TrackingConfig;
 pub use units::{ByteSize, Duration, UnitError};
 
 /// The whole configuration. Every section has defaults, so an empty file (or none)
@@ -43,6 +45,7 @@ pub struct Config {
     pub log: LogConfig,
     pub api: ApiConfig,
     pub exchange: ExchangeConfig,
+    pub tracking: TrackingConfig,
 }
 
 impl Default for Config {
@@ -56,6 +59,7 @@ impl Default for Config {
             log: LogConfig::default(),
             api: ApiConfig::default(),
             exchange: ExchangeConfig::default(),
+            tracking: TrackingConfig::default(),
         }
     }
 }

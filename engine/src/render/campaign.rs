@@ -15,8 +15,10 @@ use lettre::{Address, Message};
 use super::definition::{CampaignDefinition, Mailbox};
 use super::row::RowView;
 use super::template::{TemplateError, TemplateKind, compile_checked};
+use super::tracked::{self, RecipientTracking, TrackedBodies};
 use crate::model::EmailAddress;
 use crate::store::RowRef;
+use crate::tracking::TrackingSetup;
 
 /// Lettre folds headers only at spaces; a longer run without one would exceed the
 /// 998-octet line limit (RFC 5322 2.1.1), so the subject gets a space there instead.
@@ -70,6 +72,8 @@ pub struct CompiledCampaign {
     /// without a random draw per message.
     nonce: u64,
     sequence: AtomicU64,
+    /// Set when the runtime compiled the campaign for sending with tracking.
+    tracking: Option<(TrackingSetup, TrackedBodies)>,
 }
 
 impl std::fmt::Debug for CompiledCampaign {
@@ -82,22 +86,53 @@ impl std::fmt::Debug for CompiledCampaign {
 }
 
 impl CompiledCampaign {
-    /// Validates the definition and compiles its templates against `columns`.
+    /// Validates the definition and compiles its templates against `columns`,
+    /// without tracking (what validation and previews need).
     pub fn compile(
         def: &CampaignDefinition,
         columns: &[String],
+    ) -> Result<CompiledCampaign, TemplateError> {
+        Self::compile_tracked(def, columns, None)
+    }
+
+    /// Like `compile`; with a setup, links are rewritten into click URLs, the open
+    /// pixel is added, and messages get List-Unsubscribe and a VERP return path.
+    pub fn compile_tracked(
+        def: &CampaignDefinition,
+        columns: &[String],
+        setup: Option<TrackingSetup>,
     ) -> Result<CompiledCampaign, TemplateError> {
         def.validate()?;
         let mut plain = registry(handlebars::no_escape);
         let mut html = registry(handlebars::html_escape);
         let subject = compile_checked(TemplateKind::Subject, &def.subject, columns)?;
         plain.register_template(TemplateKind::Subject.name(), subject);
-        if let Some(source) = &def.text {
-            let text = compile_checked(TemplateKind::Text, &crlf(source), columns)?;
+        // The customer's templates are checked as written, so the `__bs_*` names
+        // the rewrite introduces are not available to them.
+        for (kind, source) in [
+            (TemplateKind::Text, &def.text),
+            (TemplateKind::Html, &def.html),
+        ] {
+            if let Some(source) = source {
+                compile_checked(kind, &crlf(source), columns)?;
+            }
+        }
+        let bodies = match &setup {
+            Some(_) => tracked::rewrite(def),
+            None => TrackedBodies {
+                html: def.html.clone(),
+                text: def.text.clone(),
+                ..TrackedBodies::default()
+            },
+        };
+        let mut known = columns.to_vec();
+        known.extend(tracked::variables(&bodies));
+        if let Some(source) = &bodies.text {
+            let text = compile_checked(TemplateKind::Text, &crlf(source), &known)?;
             plain.register_template(TemplateKind::Text.name(), text);
         }
-        if let Some(source) = &def.html {
-            let template = compile_checked(TemplateKind::Html, &crlf(source), columns)?;
+        if let Some(source) = &bodies.html {
+            let template = compile_checked(TemplateKind::Html, &crlf(source), &known)?;
             html.register_template(TemplateKind::Html.name(), template);
         }
         let return_path = lettre_address(&def.return_path()?);
@@ -107,11 +142,17 @@ impl CompiledCampaign {
             html,
             has_text: def.text.is_some(),
             has_html: def.html.is_some(),
-            base: base_builder(def),
+            base: base_builder(def, setup.is_some()),
             return_path,
             nonce: uuid::Uuid::new_v4().as_u64_pair().0,
             sequence: AtomicU64::new(0),
+            tracking: setup.map(|setup| (setup, bodies)),
         })
+    }
+
+    /// The campaign's link table (empty without click tracking).
+    pub fn links(&self) -> &[String] {
+        self.tracking.as_ref().map_or(&[], |(_, b)| &b.links)
     }
 
     /// Renders the message for one recipient.
@@ -129,25 +170,38 @@ impl CompiledCampaign {
             });
         }
         let message_id = self.message_id(message_id_domain)?;
+        let tracking = self.tracking.as_ref().map(|(setup, bodies)| {
+            RecipientTracking::new(setup, bodies, row.id(), date.timestamp())
+        });
         let context = Context::wraps(RowView {
             columns: &self.columns,
             row,
+            extra: tracking.as_ref().map_or(&[], |t| &t.values),
         })
         .map_err(|e| template_error(TemplateKind::Subject, &e))?;
         let to = recipient_address(row.email())?;
-        let builder = self
-            .base
-            .clone()
+        let mut builder = self.base.clone();
+        let mut return_path = self.return_path.clone();
+        if let Some(tracking) = tracking {
+            builder = builder
+                .raw_header(raw_header("List-Unsubscribe", tracking.list_unsubscribe))
+                .raw_header(raw_header(
+                    "List-Unsubscribe-Post",
+                    "List-Unsubscribe=One-Click".into(),
+                ));
+            return_path = tracking.return_path;
+        }
+        let builder = builder
             .to(lettre::message::Mailbox::new(None, to.clone()))
             .subject(header_safe(
                 self.render_part(TemplateKind::Subject, &context)?,
             ))
             .date(SystemTime::from(date))
             .message_id(Some(message_id))
-            .envelope(Envelope::new(Some(self.return_path.clone()), vec![to])?);
+            .envelope(Envelope::new(Some(return_path.clone()), vec![to])?);
         let message = self.assemble(builder, &context)?;
         Ok(RenderedMessage {
-            envelope_from: self.return_path.to_string(),
+            envelope_from: return_path.to_string(),
             recipient: row.email().to_owned(),
             bytes: message.formatted(),
         })
@@ -222,13 +276,22 @@ fn registry(escape: fn(&str) -> String) -> Handlebars<'static> {
     registry
 }
 
+fn raw_header(name: &'static str, value: String) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
+}
+
 /// From, Reply-To and the extra headers: the same on every message of the campaign.
-fn base_builder(def: &CampaignDefinition) -> MessageBuilder {
+/// With tracking, Broadside writes List-Unsubscribe itself, so a definition's own
+/// is dropped rather than sent twice.
+fn base_builder(def: &CampaignDefinition, tracking: bool) -> MessageBuilder {
     let mut builder = Message::builder().from(lettre_mailbox(&def.from));
     if let Some(reply_to) = &def.reply_to {
         builder = builder.reply_to(lettre_mailbox(reply_to));
     }
     for (name, value) in &def.headers {
+        if tracking && name.to_ascii_lowercase().starts_with("list-unsubscribe") {
+            continue;
+        }
         // `validate` checked the name, so this does not fail; skipping is the safe
         // fallback should lettre ever be stricter than our check.
         if let Ok(name) = HeaderName::new_from_ascii(name.clone()) {

@@ -35,6 +35,16 @@ pub struct CampaignDefinition {
     /// Extra headers, sent verbatim (not templates) on every message.
     #[serde(default)]
     pub headers: Vec<(String, String)>,
+    /// Rewrite links into signed click-tracking URLs.
+    #[serde(default = "yes")]
+    pub track_clicks: bool,
+    /// Add the open-tracking pixel to the HTML body.
+    #[serde(default = "yes")]
+    pub track_opens: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Why a definition was refused before its templates were looked at.
@@ -156,6 +166,8 @@ pub(crate) mod tests {
             html: Some("<p>Hi {{first_name}}</p>".into()),
             text: Some("Hi {{first_name}}".into()),
             headers: vec![("List-Id".into(), "<news.acme.example>".into())],
+            track_clicks: true,
+            track_opens: true,
         }
     }
 

@@ -13,10 +13,12 @@ mod row;
 mod template;
 #[cfg(test)]
 mod tests;
+mod tracked;
 
 pub use campaign::{CompiledCampaign, RenderError, RenderedMessage};
 pub use definition::{CampaignDefinition, DefinitionError, Mailbox};
 pub use template::{EMAIL_VARIABLE, TemplateError, TemplateKind};
+pub use tracked::link_table;
 
 #[cfg(test)]
 pub(crate) use definition::tests::definition as definition_for_tests;

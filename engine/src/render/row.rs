@@ -13,16 +13,22 @@ use crate::store::RowRef;
 pub(crate) struct RowView<'a> {
     pub(crate) columns: &'a [String],
     pub(crate) row: RowRef<'a>,
+    /// Per-recipient tracking URLs (`__bs_*`), written last so they win over a
+    /// column of the same name.
+    pub(crate) extra: &'a [(String, String)],
 }
 
 impl Serialize for RowView<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.columns.len() + 1))?;
+        let mut map = serializer.serialize_map(Some(self.columns.len() + 1 + self.extra.len()))?;
         map.serialize_entry(EMAIL_VARIABLE, self.row.email())?;
         for (name, value) in self.columns.iter().zip(self.row.values()) {
             if name != EMAIL_VARIABLE {
                 map.serialize_entry(name, value)?;
             }
+        }
+        for (name, value) in self.extra {
+            map.serialize_entry(name, value)?;
         }
         map.end()
     }
@@ -42,6 +48,7 @@ mod tests {
         let view = RowView {
             columns: &columns,
             row: batch.row(0),
+            extra: &[],
         };
         let json = serde_json::to_value(&view).expect("serializes");
         assert_eq!(

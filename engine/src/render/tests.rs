@@ -268,3 +268,91 @@ proptest! {
         prop_assert_eq!(names, HEADER_NAMES.map(String::from).to_vec(), "no value adds a header");
     }
 }
+
+mod tracking {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::{CampaignId, TenantId};
+    use crate::tracking::{TokenKey, TokenKind, TrackingSetup};
+
+    fn setup() -> TrackingSetup {
+        TrackingSetup {
+            key: Arc::new(TokenKey::new(&[9u8; 32]).expect("key")),
+            tenant: TenantId(1),
+            campaign: CampaignId(2),
+            domain: "t.acme.example".into(),
+            bounce_domain: "bounce.acme.example".into(),
+        }
+    }
+
+    fn render_tracked(def: &CampaignDefinition) -> String {
+        let campaign =
+            CompiledCampaign::compile_tracked(def, &columns(), Some(setup())).expect("compiles");
+        let mut batch = RecipientBatch::new(2);
+        batch.push(RecipientId(7), "ann@example.net", ["Ann", "Oslo"]);
+        let message = campaign
+            .render(batch.row(0), "mail.acme.example", Utc::now())
+            .expect("renders");
+        assert!(message.envelope_from.starts_with("b-"));
+        assert!(message.envelope_from.ends_with("@bounce.acme.example"));
+        // Undo quoted-printable soft breaks, enough to look for URLs.
+        text(&message).replace("=\r\n", "").replace("=3D", "=")
+    }
+
+    fn tokens(body: &str, path: &str) -> Vec<crate::tracking::Token> {
+        let marker = format!("https://t.acme.example/t/{path}/");
+        body.match_indices(&marker)
+            .map(|(at, _)| {
+                let rest = &body[at + marker.len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                    .unwrap_or(rest.len());
+                setup().key.decode(&rest[..end]).expect("valid token")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn links_become_signed_click_urls_with_a_pixel_and_list_unsubscribe() {
+        let mut def = definition();
+        def.html = Some("<body><a href=\"https://shop.example/a\">A</a></body>".into());
+        def.text = Some("Shop: https://shop.example/b\n".into());
+        let body = render_tracked(&def);
+        assert!(!body.contains("https://shop.example/"), "{body}");
+        let clicks = tokens(&body, "c");
+        assert_eq!(clicks.iter().map(|t| t.link).collect::<Vec<_>>(), [1, 0]);
+        assert!(
+            clicks
+                .iter()
+                .all(|t| t.kind == TokenKind::Click && t.recipient == RecipientId(7))
+        );
+        assert_eq!(tokens(&body, "o").len(), 1);
+        assert!(body.contains("width=\"1\" height=\"1\" alt=\"\"></body>"));
+        assert_eq!(tokens(&body, "u")[0].kind, TokenKind::Unsubscribe);
+        assert!(body.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+        assert!(body.contains("mailto:unsubscribe+"));
+        assert_eq!(
+            link_table(&def),
+            ["https://shop.example/a", "https://shop.example/b"]
+        );
+    }
+
+    #[test]
+    fn tracking_can_be_turned_off_per_campaign() {
+        let mut def = definition();
+        def.html = Some("<a href=\"https://shop.example/a\">A</a>".into());
+        (def.track_clicks, def.track_opens) = (false, false);
+        let body = render_tracked(&def);
+        assert!(body.contains("https://shop.example/a"));
+        assert!(tokens(&body, "c").is_empty() && tokens(&body, "o").is_empty());
+        assert_eq!(tokens(&body, "u").len(), 1, "unsubscribe stays");
+    }
+
+    #[test]
+    fn customers_cannot_use_the_tracking_variables() {
+        let mut def = definition();
+        def.text = Some("{{__bs_c0}}".into());
+        assert!(CompiledCampaign::compile_tracked(&def, &columns(), Some(setup())).is_err());
+    }
+}

@@ -11,9 +11,11 @@ mod batch;
 mod error;
 pub mod pg;
 pub mod sqlite;
+pub mod tracking;
 
 pub use batch::{RecipientBatch, RowRef};
 pub use error::StoreError;
+pub use tracking::{Suppression, SuppressionReason, TrackingDetail, TrackingEvent, TrackingKind};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -412,6 +414,39 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         campaign: CampaignId,
     ) -> StoreResult<CampaignCounters>;
+
+    /// Appends opens, clicks and unsubscribes to the campaign's events, in one
+    /// transaction for the whole batch.
+    async fn record_tracking_events(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        events: &[TrackingEvent],
+    ) -> StoreResult<usize>;
+    /// One recipient's opens, clicks and unsubscribes, oldest first.
+    async fn tracking_events(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        recipient: RecipientId,
+    ) -> StoreResult<Vec<TrackingEvent>>;
+
+    /// Adds normalized addresses to the tenant's suppression list; an address
+    /// already listed keeps its first entry. Returns how many were new.
+    async fn suppress(
+        &self,
+        tenant: TenantId,
+        entries: &[(String, SuppressionReason)],
+    ) -> StoreResult<usize>;
+    /// Removes an address; `false` when it was not listed.
+    async fn unsuppress(&self, tenant: TenantId, email: &str) -> StoreResult<bool>;
+    async fn suppressions(&self, tenant: TenantId) -> StoreResult<Vec<Suppression>>;
+    /// Which of `emails` (normalized) are suppressed; one call per dispatch batch.
+    async fn suppressed_among(
+        &self,
+        tenant: TenantId,
+        emails: &[String],
+    ) -> StoreResult<std::collections::HashSet<String>>;
 
     /// Drops the campaign's recipient and event tables (its personal data); the
     /// campaign row and its counters stay.

@@ -10,6 +10,7 @@ mod campaigns;
 mod imports;
 mod messages;
 pub mod openapi;
+mod suppressions;
 mod upload;
 
 use actix_web::http::{Method, StatusCode};
@@ -78,7 +79,10 @@ pub fn register<R: Router>(r: &mut R) {
             campaigns::recipient,
         )
         .add(M::POST, "/messages", messages::submit)
-        .add(M::GET, "/messages/{id}", messages::status);
+        .add(M::GET, "/messages/{id}", messages::status)
+        .add(M::GET, "/suppressions", suppressions::list)
+        .add(M::POST, "/suppressions", suppressions::add)
+        .add(M::DELETE, "/suppressions/{email}", suppressions::remove);
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -114,6 +118,8 @@ pub enum V1Error {
     RateLimited { retry_after: u64 },
     #[error("the campaign has no recipient {0}")]
     RecipientNotFound(String),
+    #[error("{0} is not on the suppression list")]
+    NotSuppressed(String),
     #[error("{0}")]
     Conflict(String),
     /// A template error (with line and column) or unknown variables.
@@ -137,7 +143,8 @@ impl V1Error {
             V1Error::CampaignNotFound(_)
             | V1Error::RecipientNotFound(_)
             | V1Error::MessageNotFound(_)
-            | V1Error::FileNotFound(_) => "not_found",
+            | V1Error::FileNotFound(_)
+            | V1Error::NotSuppressed(_) => "not_found",
             V1Error::IdempotencyMismatch => "idempotency_key_reused",
             V1Error::RateLimited { .. } => "rate_limited",
             V1Error::Conflict(_) => "conflict",
@@ -186,7 +193,8 @@ impl ResponseError for V1Error {
             V1Error::CampaignNotFound(_)
             | V1Error::RecipientNotFound(_)
             | V1Error::MessageNotFound(_)
-            | V1Error::FileNotFound(_) => StatusCode::NOT_FOUND,
+            | V1Error::FileNotFound(_)
+            | V1Error::NotSuppressed(_) => StatusCode::NOT_FOUND,
             V1Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             V1Error::Conflict(_) => StatusCode::CONFLICT,
             V1Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

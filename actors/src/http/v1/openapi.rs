@@ -128,6 +128,27 @@ const OPERATIONS: &[Operation] = &[
         None,
         ("200", "Status and counters"),
     ),
+    op(
+        "get",
+        "/suppressions",
+        "The tenant's suppression list",
+        None,
+        ("200", "Suppressed addresses with reason and time"),
+    ),
+    op(
+        "post",
+        "/suppressions",
+        "Add addresses to the suppression list",
+        Some("AddSuppressions"),
+        ("200", "How many were added"),
+    ),
+    op(
+        "delete",
+        "/suppressions/{email}",
+        "Remove an address from the suppression list",
+        None,
+        ("204", "Removed"),
+    ),
 ];
 
 /// (method, path) of every documented operation, upper-case method.
@@ -215,6 +236,8 @@ fn components() -> Value {
             "CreateCampaign": { "type": "object", "required": ["name", "definition"],
                 "properties": { "name": string,
                     "definition": { "$ref": "#/components/schemas/Definition" } } },
+            "AddSuppressions": { "type": "object", "required": ["emails"],
+                "properties": { "emails": { "type": "array", "items": string } } },
             "SubmitMessages": { "type": "object", "required": ["recipients"],
                 "properties": {
                     "template": { "$ref": "#/components/schemas/Definition" },

@@ -34,6 +34,11 @@ const GLOBAL: &[Migration] = &[
         name: "0004_idempotency",
         sql: include_str!("migrations/0004_idempotency.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_suppressions",
+        sql: include_str!("migrations/0005_suppressions.sql"),
+    },
 ];
 
 /// Tenant migrations; `{{schema}}` stands for the tenant's schema.

@@ -12,6 +12,7 @@ mod migrate;
 mod outcomes;
 mod recipients;
 mod sql;
+mod tracking;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -24,7 +25,7 @@ use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId
 use crate::store::{
     ApiKey, Campaign, CampaignCounters, CampaignStatus, Event, ExchangeAccount, IdempotencyRecord,
     ImportWriter, Outcome, Recipient, RecipientBatch, RecordReport, Store, StoreError, StoreResult,
-    Tenant,
+    Suppression, SuppressionReason, Tenant, TrackingEvent,
 };
 
 /// A `Store` on PostgreSQL. Cloning shares the pool.
@@ -252,6 +253,48 @@ impl Store for PgStore {
         campaign: CampaignId,
     ) -> StoreResult<CampaignCounters> {
         catalog::counters(&*self.conn().await?, tenant, campaign).await
+    }
+
+    async fn record_tracking_events(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        events: &[TrackingEvent],
+    ) -> StoreResult<usize> {
+        tracking::record(&*self.conn().await?, tenant, campaign, events).await
+    }
+
+    async fn tracking_events(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        recipient: RecipientId,
+    ) -> StoreResult<Vec<TrackingEvent>> {
+        tracking::list(&*self.conn().await?, tenant, campaign, recipient).await
+    }
+
+    async fn suppress(
+        &self,
+        tenant: TenantId,
+        entries: &[(String, SuppressionReason)],
+    ) -> StoreResult<usize> {
+        tracking::suppress(&*self.conn().await?, tenant, entries).await
+    }
+
+    async fn unsuppress(&self, tenant: TenantId, email: &str) -> StoreResult<bool> {
+        tracking::unsuppress(&*self.conn().await?, tenant, email).await
+    }
+
+    async fn suppressions(&self, tenant: TenantId) -> StoreResult<Vec<Suppression>> {
+        tracking::suppressions(&*self.conn().await?, tenant).await
+    }
+
+    async fn suppressed_among(
+        &self,
+        tenant: TenantId,
+        emails: &[String],
+    ) -> StoreResult<std::collections::HashSet<String>> {
+        tracking::suppressed_among(&*self.conn().await?, tenant, emails).await
     }
 
     async fn drop_campaign_data(&self, tenant: TenantId, campaign: CampaignId) -> StoreResult<()> {

@@ -180,7 +180,7 @@ pub(crate) async fn events(
     recipient: RecipientId,
 ) -> StoreResult<Vec<Event>> {
     let statement = format!(
-        "SELECT kind, detail, at FROM {} WHERE recipient_id = $1 ORDER BY id",
+        "SELECT kind, detail, at FROM {} WHERE recipient_id = $1 AND kind < 10 ORDER BY id",
         sql::events(tenant, campaign)
     );
     let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 1] =

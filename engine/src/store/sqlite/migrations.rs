@@ -35,6 +35,11 @@ pub(super) const GLOBAL: &[Migration] = &[
         sql: include_str!("migrations/global/0004_idempotency.sql"),
         step: None,
     },
+    Migration {
+        name: "0005_suppressions",
+        sql: include_str!("migrations/global/0005_suppressions.sql"),
+        step: None,
+    },
 ];
 
 pub(super) const TENANT: &[Migration] = &[

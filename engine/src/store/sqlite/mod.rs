@@ -13,6 +13,7 @@ mod import;
 mod keys;
 mod migrations;
 mod recipients;
+mod tracking;
 mod worker;
 
 use std::collections::HashMap;
@@ -31,7 +32,7 @@ use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId
 use crate::store::{
     ApiKey, Campaign, CampaignCounters, CampaignStatus, Event, ExchangeAccount, IdempotencyRecord,
     ImportWriter, Outcome, Recipient, RecipientBatch, RecordReport, Store, StoreError, StoreResult,
-    Tenant,
+    Suppression, SuppressionReason, Tenant, TrackingEvent,
 };
 
 /// Pages of cache per connection (negative: KiB), enough to keep an import's hot
@@ -446,6 +447,70 @@ impl Store for SqliteStore {
         let worker = self.tenant(tenant).await?;
         worker
             .call(move |conn| catalog::counters(conn, tenant, campaign))
+            .await
+    }
+
+    async fn record_tracking_events(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        events: &[TrackingEvent],
+    ) -> StoreResult<usize> {
+        let events = events.to_vec();
+        self.tenant(tenant)
+            .await?
+            .call(move |conn| tracking::record(conn, tenant, campaign, &events))
+            .await
+    }
+
+    async fn tracking_events(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        recipient: RecipientId,
+    ) -> StoreResult<Vec<TrackingEvent>> {
+        self.tenant(tenant)
+            .await?
+            .call(move |conn| tracking::list(conn, tenant, campaign, recipient))
+            .await
+    }
+
+    async fn suppress(
+        &self,
+        tenant: TenantId,
+        entries: &[(String, SuppressionReason)],
+    ) -> StoreResult<usize> {
+        let entries = entries.to_vec();
+        self.inner
+            .global
+            .call(move |conn| tracking::suppress(conn, tenant, &entries))
+            .await
+    }
+
+    async fn unsuppress(&self, tenant: TenantId, email: &str) -> StoreResult<bool> {
+        let email = email.to_owned();
+        self.inner
+            .global
+            .call(move |conn| tracking::unsuppress(conn, tenant, &email))
+            .await
+    }
+
+    async fn suppressions(&self, tenant: TenantId) -> StoreResult<Vec<Suppression>> {
+        self.inner
+            .global
+            .call(move |conn| tracking::suppressions(conn, tenant))
+            .await
+    }
+
+    async fn suppressed_among(
+        &self,
+        tenant: TenantId,
+        emails: &[String],
+    ) -> StoreResult<std::collections::HashSet<String>> {
+        let emails = emails.to_vec();
+        self.inner
+            .global
+            .call(move |conn| tracking::suppressed_among(conn, tenant, &emails))
             .await
     }
 

@@ -157,7 +157,7 @@ pub(super) fn events(
 ) -> StoreResult<Vec<Event>> {
     imported_campaign(conn, tenant, campaign)?;
     let sql = format!(
-        "SELECT kind, detail, at FROM {} WHERE recipient_id = ?1 ORDER BY id",
+        "SELECT kind, detail, at FROM {} WHERE recipient_id = ?1 AND kind < 10 ORDER BY id",
         events_table(campaign)
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;

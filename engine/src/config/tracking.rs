@@ -1,0 +1,52 @@
+//! The `[tracking]` section: tracking and bounce domains, the token secret, IP
+//! anonymization, machine-activity thresholds and the event write buffer.
+
+use serde::{Deserialize, Serialize};
+
+use super::secret::Secret;
+use super::units::Duration;
+use crate::tracking::Anonymization;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackingConfig {
+    /// Off: messages carry no tracking URLs, pixel, List-Unsubscribe or VERP.
+    pub enabled: bool,
+    /// Host of tracking URLs (`https://<domain>/t/...`); must reach the HTTP API.
+    pub domain: String,
+    /// Domain of VERP return paths and the mailto unsubscribe address. Empty: the
+    /// campaign's envelope domain.
+    pub bounce_domain: String,
+    /// At least 32 bytes signing tracking tokens. Empty: generated once into
+    /// `<data_dir>/tracking.key`; every node of a cluster needs the same one.
+    #[serde(serialize_with = "super::api::serialize_optional_secret")]
+    pub secret: Secret<String>,
+    /// How much of a client IP is stored: "none", "truncate" (last octet, last
+    /// 80 bits) or "drop".
+    pub anonymize_ip: Anonymization,
+    /// Clicks this soon after sending are flagged as link scanners.
+    pub scanner_window: Duration,
+    /// Events waiting for a write; when full, opens and clicks are dropped
+    /// (counted) rather than slowing the endpoints. Unsubscribes wait.
+    pub buffer: usize,
+    /// Events per write.
+    pub batch_size: usize,
+    /// Longest an event waits for its write.
+    pub flush_interval: Duration,
+}
+
+impl Default for TrackingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            domain: "localhost".to_owned(),
+            bounce_domain: String::new(),
+            secret: Secret::new(String::new()),
+            anonymize_ip: Anonymization::Truncate,
+            scanner_window: Duration::from_secs(10),
+            buffer: 65_536,
+            batch_size: 1000,
+            flush_interval: Duration::from_millis(200),
+        }
+    }
+}
