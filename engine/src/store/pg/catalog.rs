@@ -217,18 +217,7 @@ pub(crate) async fn counters(
     tenant: TenantId,
     id: CampaignId,
 ) -> StoreResult<CampaignCounters> {
-    let query = format!(
-        "SELECT {COUNTER_COLUMNS} FROM {}.campaigns WHERE id = $1",
-        sql::schema(tenant)
-    );
-    let row = client
-        .query_opt(&query, &[&id.0])
-        .await
-        .map_err(tenant_error(tenant))?
-        .ok_or(StoreError::UnknownCampaign {
-            tenant,
-            campaign: id,
-        })?;
+    let row = select_campaign(client, tenant, id, COUNTER_COLUMNS).await?;
     Ok(CampaignCounters {
         pending: row.get(0),
         deferred: row.get(1),
@@ -310,24 +299,35 @@ pub(crate) async fn missing_tables(
     }
 }
 
-/// The number of personalization columns of an imported campaign.
-pub(crate) async fn column_count(
+/// `columns` of one campaign row; an id the tenant does not have is
+/// `UnknownCampaign`.
+async fn select_campaign(
     client: &Client,
     tenant: TenantId,
     id: CampaignId,
-) -> StoreResult<usize> {
+    columns: &str,
+) -> StoreResult<tokio_postgres::Row> {
     let query = format!(
-        "SELECT cardinality(columns), imported FROM {}.campaigns WHERE id = $1",
+        "SELECT {columns} FROM {}.campaigns WHERE id = $1",
         sql::schema(tenant)
     );
-    let row = client
+    client
         .query_opt(&query, &[&id.0])
         .await
         .map_err(tenant_error(tenant))?
         .ok_or(StoreError::UnknownCampaign {
             tenant,
             campaign: id,
-        })?;
+        })
+}
+
+/// The number of personalization columns of an imported campaign.
+pub(crate) async fn column_count(
+    client: &Client,
+    tenant: TenantId,
+    id: CampaignId,
+) -> StoreResult<usize> {
+    let row = select_campaign(client, tenant, id, "cardinality(columns), imported").await?;
     if !row.get::<_, bool>(1) {
         return Err(StoreError::NotImported(id));
     }
