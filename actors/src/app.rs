@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use engine::config::{Backend, Config, LogFormat};
+use engine::model::{TenantId, TenantName};
 use engine::store::Store;
 use engine::store::pg::PgStore;
 use engine::store::sqlite::SqliteStore;
@@ -34,6 +35,17 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// Logs go to stderr so that command output on stdout stays machine-readable.
+/// The id of the tenant named `name`, or an error that says how to create it.
+pub async fn tenant_id(store: &dyn Store, name: &TenantName) -> anyhow::Result<TenantId> {
+    match store.tenant(name).await? {
+        Some(tenant) => Ok(tenant.id),
+        None => anyhow::bail!(
+            "tenant {name:?} does not exist; create it with `broadside tenant create {name}`",
+            name = name.as_str()
+        ),
+    }
+}
+
 pub fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BROADSIDE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));

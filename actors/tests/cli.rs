@@ -183,3 +183,47 @@ fn a_bad_configuration_value_names_the_key_the_value_and_the_reason() {
     assert!(err.contains("import.max_invalid_share"), "{err}");
     assert!(err.contains("1.5"), "{err}");
 }
+
+#[test]
+fn key_and_tenant_changes_are_in_the_audit_log_and_unknown_settings_are_refused() {
+    let dir = TempDir::new().expect("tempdir");
+    let created = broadside(dir.path(), &["tenant", "create", "acme"]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let key = broadside(dir.path(), &["key", "create", "--tenant", "acme"]);
+    assert!(key.status.success(), "{}", stderr(&key));
+    let key_id = stdout(&key)
+        .lines()
+        .find_map(|l| l.strip_prefix("key_id = ").map(str::to_owned))
+        .expect("key id printed");
+
+    let typo = broadside(
+        dir.path(),
+        &["tenant", "settings", "acme", "--set", "no_such.key=1"],
+    );
+    assert!(!typo.status.success());
+    assert!(
+        stderr(&typo).contains("unknown setting `no_such.key`"),
+        "{}",
+        stderr(&typo)
+    );
+
+    let log = broadside(dir.path(), &["audit", "list", "--tenant", "acme", "--json"]);
+    assert!(log.status.success(), "{}", stderr(&log));
+    let entries: Vec<serde_json::Value> = stdout(&log)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(actions, ["key.create", "tenant.create"], "newest first");
+    assert_eq!(entries[0]["target"], key_id.as_str());
+    assert_eq!(entries[0]["actor"], "cli");
+    // The secret never reaches the audit log.
+    let secret = stdout(&key)
+        .lines()
+        .find_map(|l| l.strip_prefix("secret = ").map(str::to_owned))
+        .expect("secret printed");
+    assert!(!stdout(&log).contains(&secret));
+}

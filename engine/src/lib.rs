@@ -13,4 +13,5 @@ pub mod model;
 pub mod render;
 pub mod smtp;
 pub mod store;
+pub mod tenant;
 pub mod tracking;

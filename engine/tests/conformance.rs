@@ -8,11 +8,13 @@
 //! Split by concept: tenants, imports and reads here; campaign life in `campaigns`;
 //! due recipients and outcomes in `delivery`.
 
+mod audit;
 mod campaigns;
 mod delivery;
 mod keys;
 mod tracking;
 
+pub use audit::*;
 pub use campaigns::*;
 pub use delivery::*;
 pub use keys::*;
@@ -60,6 +62,9 @@ macro_rules! conformance_tests {
             an_idempotency_key_keeps_its_first_record_per_tenant,
             tracking_events_are_recorded_in_batches_apart_from_outcomes,
             suppressions_are_per_tenant_and_looked_up_in_bulk,
+            the_audit_log_keeps_entries_per_tenant_newest_first_in_pages,
+            audit_entries_need_an_existing_tenant,
+            tenant_settings_default_and_round_trip_per_tenant,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

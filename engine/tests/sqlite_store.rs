@@ -450,3 +450,39 @@ async fn a_failed_batch_is_reported_by_the_next_call_and_nothing_is_committed() 
         ["campaigns", "imports", "schema_migrations"]
     );
 }
+
+#[tokio::test]
+async fn the_audit_log_refuses_updates_and_deletes_behind_the_stores_back() {
+    let dir = TempDir::new().unwrap();
+    let store = open(dir.path());
+    store.migrate().await.unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+    store
+        .append_audit(&engine::store::AuditRecord::new(
+            None,
+            "cli",
+            "tenant.create",
+            at,
+        ))
+        .await
+        .unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("broadside.db")).unwrap();
+    for statement in [
+        "UPDATE audit_log SET actor = 'someone else'",
+        "DELETE FROM audit_log",
+    ] {
+        let err = conn.execute(statement, []).unwrap_err();
+        assert!(
+            err.to_string().contains("append-only"),
+            "{statement}: {err}"
+        );
+    }
+    let count: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE actor = 'cli'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(count, 1);
+}

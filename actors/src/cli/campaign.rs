@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use engine::config::Config;
 use engine::model::{CampaignName, TenantId, TenantName};
@@ -77,18 +77,8 @@ pub async fn run(config: &Config, command: CampaignCommand) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-async fn tenant_id(store: &dyn Store, name: &TenantName) -> anyhow::Result<TenantId> {
-    match store.tenant(name).await? {
-        Some(tenant) => Ok(tenant.id),
-        None => bail!(
-            "tenant {name:?} does not exist; create it with `broadside tenant create {name}`",
-            name = name.as_str()
-        ),
-    }
-}
-
 async fn campaign(store: &dyn Store, target: &Target) -> anyhow::Result<Campaign> {
-    let tenant = tenant_id(store, &target.tenant).await?;
+    let tenant = app::tenant_id(store, &target.tenant).await?;
     store
         .campaign_by_name(tenant, &target.name)
         .await?
@@ -162,7 +152,7 @@ pub fn definition_from_parts(
 
 async fn create(store: &dyn Store, target: &Target, path: &Path) -> anyhow::Result<()> {
     let definition = read_definition(path)?;
-    let tenant = tenant_id(store, &target.tenant).await?;
+    let tenant = app::tenant_id(store, &target.tenant).await?;
     let campaign = match store.campaign_by_name(tenant, &target.name).await? {
         Some(campaign) => campaign,
         None => store.create_campaign(tenant, &target.name).await?,
@@ -265,7 +255,7 @@ async fn status(store: &dyn Store, target: &Target, json: bool) -> anyhow::Resul
 }
 
 async fn list(store: &dyn Store, tenant: &TenantName) -> anyhow::Result<()> {
-    let tenant = tenant_id(store, tenant).await?;
+    let tenant = app::tenant_id(store, tenant).await?;
     println!("{:>6}  {:<32}  {:<10}  recipients", "id", "name", "status");
     for campaign in store.campaigns(tenant).await? {
         let total = if campaign.imported {

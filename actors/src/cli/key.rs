@@ -4,12 +4,13 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
+use chrono::Utc;
 use clap::Subcommand;
 use engine::auth::keys::{MasterKey, NewApiKey};
 use engine::config::Config;
-use engine::model::{TenantId, TenantName};
-use engine::store::Store;
+use engine::model::TenantName;
+use engine::store::{AuditRecord, Store};
 
 use crate::app;
 
@@ -41,33 +42,34 @@ pub async fn run(config: &Config, command: KeyCommand) -> anyhow::Result<ExitCod
         KeyCommand::Create { tenant } => create(config, store, &tenant).await?,
         KeyCommand::List { tenant } => list(store, &tenant).await?,
         KeyCommand::Revoke { tenant, key_id } => {
-            let id = tenant_id(store, &tenant).await?;
+            let id = app::tenant_id(store, &tenant).await?;
             store
                 .revoke_api_key(id, &key_id)
                 .await
                 .with_context(|| format!("revoking {key_id}"))?;
+            store
+                .append_audit(
+                    &AuditRecord::new(Some(id), "cli", "key.revoke", Utc::now()).target(&key_id),
+                )
+                .await?;
             println!("revoked {key_id}");
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn tenant_id(store: &dyn Store, name: &TenantName) -> anyhow::Result<TenantId> {
-    match store.tenant(name).await? {
-        Some(tenant) => Ok(tenant.id),
-        None => {
-            bail!("tenant {name} does not exist; create it with `broadside tenant create {name}`")
-        }
-    }
-}
-
 async fn create(config: &Config, store: &dyn Store, tenant: &TenantName) -> anyhow::Result<()> {
-    let id = tenant_id(store, tenant).await?;
+    let id = app::tenant_id(store, tenant).await?;
     let master = MasterKey::configured_or_file(config.api.master_key.expose(), &config.data_dir)
         .context("api.master_key")?;
     let key = NewApiKey::generate(tenant)?;
     let sealed = master.seal(&key.key_id, &key.secret)?;
     store.create_api_key(id, &key.key_id, &sealed).await?;
+    store
+        .append_audit(
+            &AuditRecord::new(Some(id), "cli", "key.create", Utc::now()).target(&key.key_id),
+        )
+        .await?;
     println!("key_id = {}", key.key_id);
     println!("secret = {}", key.secret.expose());
     println!("Store the secret now: it is not shown again.");
@@ -75,7 +77,7 @@ async fn create(config: &Config, store: &dyn Store, tenant: &TenantName) -> anyh
 }
 
 async fn list(store: &dyn Store, tenant: &TenantName) -> anyhow::Result<()> {
-    let id = tenant_id(store, tenant).await?;
+    let id = app::tenant_id(store, tenant).await?;
     println!("{:<40}  {:<25}  revoked", "key_id", "created");
     for key in store.api_keys(id).await? {
         let revoked = key

@@ -1,5 +1,6 @@
 //! The command line: one subcommand per operator task, each with `--help`.
 
+mod audit;
 pub mod campaign;
 mod demo;
 mod exchange;
@@ -55,6 +56,9 @@ pub enum Command {
     /// Manage the tenant's suppression list: list, add, remove.
     #[command(subcommand)]
     Suppression(suppression::SuppressionCommand),
+    /// Read the audit log: logins, changes to users, keys and settings, deletions.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Run the engine and the HTTP API until stopped (SIGINT/SIGTERM).
     Serve,
     /// Send the sample campaign to generated recipients through a loopback sink,
@@ -92,6 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Key(command) => key::run(&config, command).await,
             Command::Exchange(command) => exchange::run(&config, command).await,
             Command::Suppression(command) => suppression::run(&config, command).await,
+            Command::Audit(command) => audit::run(&config, command).await,
         }
     })
 }

@@ -1,11 +1,14 @@
-//! `broadside tenant create|list`.
+//! `broadside tenant create|list|settings`.
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
+use chrono::Utc;
 use clap::Subcommand;
 use engine::config::Config;
 use engine::exchange::TenantFolders;
 use engine::model::TenantName;
+use engine::store::AuditRecord;
 
 use crate::app;
 
@@ -18,6 +21,15 @@ pub enum TenantCommand {
     },
     /// List tenants.
     List,
+    /// Show the tenant's settings (every key with its value), or change some with
+    /// `--set key=value`. Values are JSON where they parse as JSON (numbers,
+    /// booleans, lists), text otherwise; units as in the configuration ("2d").
+    Settings {
+        name: TenantName,
+        /// `section.key=value`; repeat to change several keys at once (all or none).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
 }
 
 pub async fn run(config: &Config, command: TenantCommand) -> anyhow::Result<ExitCode> {
@@ -27,6 +39,12 @@ pub async fn run(config: &Config, command: TenantCommand) -> anyhow::Result<Exit
             let tenant = store.create_tenant(&name).await?;
             let folders = TenantFolders::new(&config.exchange_root(), &tenant.name);
             folders.create()?;
+            store
+                .append_audit(
+                    &AuditRecord::new(Some(tenant.id), "cli", "tenant.create", Utc::now())
+                        .target(tenant.name.as_str()),
+                )
+                .await?;
             println!("created tenant {} (id {})", tenant.name, tenant.id);
         }
         TenantCommand::List => {
@@ -39,6 +57,28 @@ pub async fn run(config: &Config, command: TenantCommand) -> anyhow::Result<Exit
                     t.name,
                     t.created_at.format("%Y-%m-%d %H:%M:%SZ")
                 );
+            }
+        }
+        TenantCommand::Settings { name, set } => {
+            let id = app::tenant_id(store.as_ref(), &name).await?;
+            let mut settings = store.tenant_settings(id).await?;
+            if !set.is_empty() {
+                for assignment in &set {
+                    let (key, value) = assignment.split_once('=').with_context(|| {
+                        format!("--set {assignment:?}: expected section.key=value")
+                    })?;
+                    settings = settings.with_value(key.trim(), value.trim())?;
+                }
+                store.set_tenant_settings(id, &settings).await?;
+                store
+                    .append_audit(
+                        &AuditRecord::new(Some(id), "cli", "tenant.settings", Utc::now())
+                            .detail(&serde_json::json!({ "set": set })),
+                    )
+                    .await?;
+            }
+            for (key, value) in settings.entries() {
+                println!("{key} = {value}");
             }
         }
     }

@@ -7,12 +7,14 @@
 //! `imports`, plus per campaign a recipients table `c<campaign id>_recipients` and an
 //! events table `c<campaign id>_events`, created by the import and dropped as a unit.
 
+mod audit;
 mod batch;
 mod error;
 pub mod pg;
 pub mod sqlite;
 pub mod tracking;
 
+pub use audit::{AuditEntry, AuditQuery, AuditRecord};
 pub use batch::{RecipientBatch, RowRef};
 pub use error::StoreError;
 pub use tracking::{Suppression, SuppressionReason, TrackingDetail, TrackingEvent, TrackingKind};
@@ -25,6 +27,7 @@ use crate::model::{
     CampaignId, CampaignName, EmailAddress, RecipientId, RecipientState, StateCode, TenantId,
     TenantName,
 };
+use crate::tenant::TenantSettings;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -451,4 +454,20 @@ pub trait Store: Send + Sync + 'static {
     /// Drops the campaign's recipient and event tables (its personal data); the
     /// campaign row and its counters stay.
     async fn drop_campaign_data(&self, tenant: TenantId, campaign: CampaignId) -> StoreResult<()>;
+
+    /// The tenant's settings; the defaults for a tenant that never changed any
+    /// (`UnknownTenant` for a missing tenant).
+    async fn tenant_settings(&self, tenant: TenantId) -> StoreResult<TenantSettings>;
+    /// Replaces the tenant's settings document.
+    async fn set_tenant_settings(
+        &self,
+        tenant: TenantId,
+        settings: &TenantSettings,
+    ) -> StoreResult<()>;
+
+    /// Appends to the audit log; returns the entry's id. The log cannot be
+    /// changed or shortened afterwards.
+    async fn append_audit(&self, record: &AuditRecord) -> StoreResult<i64>;
+    /// Audit entries, newest first.
+    async fn audit_log(&self, query: AuditQuery) -> StoreResult<Vec<AuditEntry>>;
 }

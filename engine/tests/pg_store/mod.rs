@@ -569,6 +569,46 @@ async fn dropping_campaign_data_keeps_the_campaign_and_its_counters() {
 }
 
 /// The shared conformance suite, run against PostgreSQL.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_refuses_updates_deletes_and_truncation() {
+    let Some((db, store)) = store(2).await else {
+        return;
+    };
+    store
+        .append_audit(&engine::store::AuditRecord::new(
+            None,
+            "cli",
+            "tenant.create",
+            at(0),
+        ))
+        .await
+        .expect("append");
+    let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    for statement in [
+        "UPDATE broadside.audit_log SET actor = 'someone else'",
+        "DELETE FROM broadside.audit_log",
+        "TRUNCATE broadside.audit_log",
+    ] {
+        let err = client.batch_execute(statement).await.expect_err(statement);
+        assert!(
+            format!("{err:?}").contains("append-only"),
+            "{statement}: {err:?}"
+        );
+    }
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM broadside.audit_log WHERE actor = 'cli'",
+            &[],
+        )
+        .await
+        .expect("count");
+    assert_eq!(row.get::<_, i64>(0), 1);
+}
+
 mod conformance {
     use std::time::Duration;
 

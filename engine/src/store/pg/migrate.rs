@@ -39,6 +39,11 @@ const GLOBAL: &[Migration] = &[
         name: "0005_suppressions",
         sql: include_str!("migrations/0005_suppressions.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_audit_settings",
+        sql: include_str!("migrations/0006_audit_settings.sql"),
+    },
 ];
 
 /// Tenant migrations; `{{schema}}` stands for the tenant's schema.

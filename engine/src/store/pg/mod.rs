@@ -3,6 +3,7 @@
 //! a recipients and an events table, loaded by binary `COPY` and updated in batches
 //! from arrays. See `ARCHITECTURE.md`, "Storage".
 
+mod audit;
 mod catalog;
 mod copy;
 mod import;
@@ -23,10 +24,12 @@ use chrono::{DateTime, Utc};
 use self::manager::{PgManager, Pool};
 use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
 use crate::store::{
-    ApiKey, Campaign, CampaignCounters, CampaignStatus, Event, ExchangeAccount, IdempotencyRecord,
-    ImportWriter, Outcome, Recipient, RecipientBatch, RecordReport, Store, StoreError, StoreResult,
-    Suppression, SuppressionReason, Tenant, TrackingEvent,
+    ApiKey, AuditEntry, AuditQuery, AuditRecord, Campaign, CampaignCounters, CampaignStatus, Event,
+    ExchangeAccount, IdempotencyRecord, ImportWriter, Outcome, Recipient, RecipientBatch,
+    RecordReport, Store, StoreError, StoreResult, Suppression, SuppressionReason, Tenant,
+    TrackingEvent,
 };
+use crate::tenant::TenantSettings;
 
 /// A `Store` on PostgreSQL. Cloning shares the pool.
 #[derive(Clone)]
@@ -300,5 +303,25 @@ impl Store for PgStore {
     async fn drop_campaign_data(&self, tenant: TenantId, campaign: CampaignId) -> StoreResult<()> {
         let mut conn = self.conn().await?;
         catalog::drop_campaign_data(&mut conn, tenant, campaign).await
+    }
+
+    async fn tenant_settings(&self, tenant: TenantId) -> StoreResult<TenantSettings> {
+        audit::settings(&*self.conn().await?, tenant).await
+    }
+
+    async fn set_tenant_settings(
+        &self,
+        tenant: TenantId,
+        settings: &TenantSettings,
+    ) -> StoreResult<()> {
+        audit::set_settings(&*self.conn().await?, tenant, settings).await
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> StoreResult<i64> {
+        audit::append(&*self.conn().await?, record).await
+    }
+
+    async fn audit_log(&self, query: AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        audit::list(&*self.conn().await?, query).await
     }
 }

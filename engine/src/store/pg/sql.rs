@@ -43,6 +43,10 @@ pub(crate) fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }
 
+pub(crate) fn is_foreign_key_violation(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION)
+}
+
 /// Keeps the SQLSTATE; an outage (no server, a dropped socket, a server shutting
 /// down or out of connections) becomes `Unavailable`, which callers may retry.
 pub(crate) fn db_error(error: tokio_postgres::Error) -> StoreError {

@@ -40,6 +40,11 @@ pub(super) const GLOBAL: &[Migration] = &[
         sql: include_str!("migrations/global/0005_suppressions.sql"),
         step: None,
     },
+    Migration {
+        name: "0006_audit_settings",
+        sql: include_str!("migrations/global/0006_audit_settings.sql"),
+        step: None,
+    },
 ];
 
 pub(super) const TENANT: &[Migration] = &[

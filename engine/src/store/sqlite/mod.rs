@@ -7,6 +7,7 @@
 //! callers never block the runtime and SQLite sees a single writer per file. Tenant
 //! workers start on first use and stay for the life of the store.
 
+mod audit;
 mod catalog;
 mod convert;
 mod import;
@@ -30,10 +31,12 @@ use self::convert::db_error;
 use self::worker::Worker;
 use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
 use crate::store::{
-    ApiKey, Campaign, CampaignCounters, CampaignStatus, Event, ExchangeAccount, IdempotencyRecord,
-    ImportWriter, Outcome, Recipient, RecipientBatch, RecordReport, Store, StoreError, StoreResult,
-    Suppression, SuppressionReason, Tenant, TrackingEvent,
+    ApiKey, AuditEntry, AuditQuery, AuditRecord, Campaign, CampaignCounters, CampaignStatus, Event,
+    ExchangeAccount, IdempotencyRecord, ImportWriter, Outcome, Recipient, RecipientBatch,
+    RecordReport, Store, StoreError, StoreResult, Suppression, SuppressionReason, Tenant,
+    TrackingEvent,
 };
+use crate::tenant::TenantSettings;
 
 /// Pages of cache per connection (negative: KiB), enough to keep an import's hot
 /// pages in memory without making a thousand open tenants expensive.
@@ -518,6 +521,40 @@ impl Store for SqliteStore {
         let worker = self.tenant(tenant).await?;
         worker
             .call(move |conn| recipients::drop_campaign_data(conn, tenant, campaign))
+            .await
+    }
+
+    async fn tenant_settings(&self, tenant: TenantId) -> StoreResult<TenantSettings> {
+        self.inner
+            .global
+            .call(move |conn| audit::settings(conn, tenant))
+            .await
+    }
+
+    async fn set_tenant_settings(
+        &self,
+        tenant: TenantId,
+        settings: &TenantSettings,
+    ) -> StoreResult<()> {
+        let settings = settings.clone();
+        self.inner
+            .global
+            .call(move |conn| audit::set_settings(conn, tenant, &settings))
+            .await
+    }
+
+    async fn append_audit(&self, record: &AuditRecord) -> StoreResult<i64> {
+        let record = record.clone();
+        self.inner
+            .global
+            .call(move |conn| audit::append(conn, &record))
+            .await
+    }
+
+    async fn audit_log(&self, query: AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        self.inner
+            .global
+            .call(move |conn| audit::list(conn, query))
             .await
     }
 }
