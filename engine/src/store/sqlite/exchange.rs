@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::catalog::{existing_campaign, imported_campaign, tenant_exists};
+use super::catalog::{existing_campaign, imported_campaign};
 use super::convert::{db_error, events_table, from_ms, ms_at, now_ms, recipients_table, to_ms};
 use crate::model::{CampaignId, RecipientId, TenantId};
 use crate::store::{
@@ -185,9 +185,6 @@ pub(super) fn remove_exchange_account(
     tenant: TenantId,
     username: &str,
 ) -> StoreResult<bool> {
-    if !tenant_exists(conn, tenant)? {
-        return Err(StoreError::UnknownTenant(tenant));
-    }
     let removed = conn
         .execute(
             "DELETE FROM exchange_accounts WHERE tenant_id = ?1 AND username = ?2",
