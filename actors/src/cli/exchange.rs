@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use chrono::Utc;
 use clap::Subcommand;
 use engine::config::Config;
-use chrono::Utc;
 use engine::exchange::{Folder, TenantFolders, export_tenant, hash_password, key_lines};
 use engine::model::TenantName;
 use engine::store::{AuditRecord, ExchangeAccount, Store, Tenant};
@@ -108,8 +108,8 @@ async fn remove(config: &Config, tenant: &TenantName, user: &str) -> anyhow::Res
     if !store.remove_exchange_account(found.id, user).await? {
         bail!("tenant {tenant} has no exchange account {user:?}");
     }
-    let record = AuditRecord::new(Some(found.id), "cli", "exchange_account.remove", Utc::now())
-        .target(user);
+    let record =
+        AuditRecord::new(Some(found.id), "cli", "exchange_account.remove", Utc::now()).target(user);
     store.append_audit(&record).await?;
     println!("removed exchange user {user} of tenant {tenant}");
     Ok(ExitCode::SUCCESS)

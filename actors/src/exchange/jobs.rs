@@ -10,9 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use engine::clock::Clock;
 use engine::config::{Config, RetentionConfig};
-use engine::exchange::{
-    OpenWrites, RetentionPolicy, TenantFolders, export_tenant, run_retention,
-};
+use engine::exchange::{OpenWrites, RetentionPolicy, TenantFolders, export_tenant, run_retention};
 use engine::model::TenantId;
 use engine::store::{Store, StoreError, Tenant};
 use tokio::task::JoinHandle;
@@ -35,7 +33,12 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    pub fn new(config: &Config, store: Arc<dyn Store>, writes: OpenWrites, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn Store>,
+        writes: OpenWrites,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             store,
             root: config.exchange_root(),

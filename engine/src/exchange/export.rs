@@ -21,10 +21,10 @@ use serde::{Deserialize, Serialize};
 use super::{Folder, TenantFolders};
 use crate::config::Duration;
 use crate::model::CampaignId;
+use crate::model::StateCode;
 use crate::store::{
     Campaign, CampaignEvent, EventKind, ExportWatermark, Store, StoreError, Tenant, TrackingKind,
 };
-use crate::model::StateCode;
 
 /// The header of every export file.
 pub const EXPORT_COLUMNS: [&str; 5] = ["campaign", "recipient", "event", "time", "detail"];
@@ -191,15 +191,16 @@ async fn write_range(
         out = filter.wrap(out).map_err(io)?;
     }
     let mut csv = csv::Writer::from_writer(out);
-    csv.write_record(EXPORT_COLUMNS)
-        .map_err(|e| io(e.into()))?;
+    csv.write_record(EXPORT_COLUMNS).map_err(|e| io(e.into()))?;
     let (mut cursor, mut written) = (after, 0u64);
     loop {
         let page = store
             .campaign_events(campaign.tenant, campaign.id, cursor, through, PAGE)
             .await?;
         for event in &page {
-            let time = event.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let time = event
+                .at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let record = [
                 campaign.name.as_str(),
                 event.email.as_deref().unwrap_or(""),

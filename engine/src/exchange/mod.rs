@@ -14,8 +14,8 @@ pub use control::{
     CONTROL_SUFFIX, ExchangeError, FileImport, ImportTarget, Verdict, Watcher, import_named,
     slug_for,
 };
-pub use path::{Location, PathError, check_file_name, resolve};
 pub use export::{ExportFilter, ExportSettings, ExportedFile, FinishWrite, export_tenant};
+pub use path::{Location, PathError, check_file_name, resolve};
 pub use retention::{RetentionPolicy, RetentionReport, RetentionSettings, run_retention};
 pub use writes::{OpenWrites, WriteGuard};
 

@@ -177,7 +177,12 @@ async fn delete_file(
     match std::fs::remove_file(folders.folder(folder).join(name)) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(source) => return Err(RetentionError::Io { path: target, source }),
+        Err(source) => {
+            return Err(RetentionError::Io {
+                path: target,
+                source,
+            });
+        }
     }
     let record = AuditRecord::new(Some(tenant.id), ACTOR, "file.delete", now)
         .target(target)

@@ -51,7 +51,9 @@ impl CampaignEvent {
     /// The tracking detail of an open, click or unsubscribe (empty for outcomes).
     pub fn tracking_detail(&self) -> TrackingDetail {
         match self.kind {
-            EventKind::Tracking(_) => crate::store::TrackingEvent::parse_detail(self.detail.as_deref()),
+            EventKind::Tracking(_) => {
+                crate::store::TrackingEvent::parse_detail(self.detail.as_deref())
+            }
             EventKind::Outcome(_) => TrackingDetail::default(),
         }
     }

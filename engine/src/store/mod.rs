@@ -327,8 +327,7 @@ pub trait Store: Send + Sync + 'static {
     async fn exchange_accounts(&self, tenant: TenantId) -> StoreResult<Vec<ExchangeAccount>>;
     /// Removes one of the tenant's accounts; `false` when the tenant has no
     /// account of that name (another tenant's account is left alone).
-    async fn remove_exchange_account(&self, tenant: TenantId, username: &str)
-    -> StoreResult<bool>;
+    async fn remove_exchange_account(&self, tenant: TenantId, username: &str) -> StoreResult<bool>;
     /// The record kept under the tenant's idempotency `key`, if any.
     async fn idempotency_record(
         &self,
@@ -466,8 +465,11 @@ pub trait Store: Send + Sync + 'static {
     /// The highest event id of the campaign below which every event is committed
     /// and visible (0 for none): an exporter that reads up to it can never skip
     /// an event whose transaction commits later with a smaller id.
-    async fn committed_event_bound(&self, tenant: TenantId, campaign: CampaignId)
-    -> StoreResult<i64>;
+    async fn committed_event_bound(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<i64>;
     /// Events with `after < id <= through`, in id order, at most `limit`, each
     /// with its recipient's address.
     async fn campaign_events(
@@ -500,8 +502,11 @@ pub trait Store: Send + Sync + 'static {
     /// and deletes everything else that holds its recipients' addresses (batch
     /// idempotency records). The campaign row, its counters and the tenant's
     /// suppression list stay. Repeating it removes nothing more.
-    async fn purge_campaign(&self, tenant: TenantId, campaign: CampaignId)
-    -> StoreResult<PurgeReport>;
+    async fn purge_campaign(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<PurgeReport>;
 
     /// The tenant's settings; the defaults for a tenant that never changed any
     /// (`UnknownTenant` for a missing tenant).

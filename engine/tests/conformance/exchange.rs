@@ -97,7 +97,10 @@ pub async fn an_empty_campaign_has_bound_zero_and_unimported_ones_are_refused(st
         .expect("draft");
 
     assert_eq!(
-        store.committed_event_bound(tenant, campaign).await.expect("bound"),
+        store
+            .committed_event_bound(tenant, campaign)
+            .await
+            .expect("bound"),
         0
     );
     let refused = store.committed_event_bound(tenant, draft.id).await;
@@ -119,7 +122,10 @@ pub async fn export_watermarks_start_at_zero_and_round_trip_per_campaign(store: 
         .await
         .expect("other");
     assert_eq!(
-        store.export_watermark(tenant, campaign).await.expect("read"),
+        store
+            .export_watermark(tenant, campaign)
+            .await
+            .expect("read"),
         ExportWatermark::default()
     );
 
@@ -132,7 +138,10 @@ pub async fn export_watermarks_start_at_zero_and_round_trip_per_campaign(store: 
         .await
         .expect("pending");
     assert_eq!(
-        store.export_watermark(tenant, campaign).await.expect("read"),
+        store
+            .export_watermark(tenant, campaign)
+            .await
+            .expect("read"),
         pending
     );
     let done = ExportWatermark {
@@ -145,11 +154,17 @@ pub async fn export_watermarks_start_at_zero_and_round_trip_per_campaign(store: 
         .expect("done");
 
     assert_eq!(
-        store.export_watermark(tenant, campaign).await.expect("read"),
+        store
+            .export_watermark(tenant, campaign)
+            .await
+            .expect("read"),
         done
     );
     assert_eq!(
-        store.export_watermark(tenant, other.id).await.expect("other"),
+        store
+            .export_watermark(tenant, other.id)
+            .await
+            .expect("other"),
         ExportWatermark::default()
     );
     let unknown = store
@@ -198,7 +213,10 @@ pub async fn purging_a_campaign_removes_its_personal_data_once_and_keeps_counter
         .await
         .expect("remember");
     store
-        .suppress(tenant, &[("r2@d2.example".into(), SuppressionReason::HardBounce)])
+        .suppress(
+            tenant,
+            &[("r2@d2.example".into(), SuppressionReason::HardBounce)],
+        )
         .await
         .expect("suppress");
 
@@ -220,7 +238,11 @@ pub async fn purging_a_campaign_removes_its_personal_data_once_and_keeps_counter
     let gone = store.campaign_events(tenant, campaign, 0, 100, 10).await;
     assert!(matches!(gone, Err(StoreError::NotImported(_))), "{gone:?}");
     assert_eq!(
-        store.suppressions(tenant).await.expect("suppressions").len(),
+        store
+            .suppressions(tenant)
+            .await
+            .expect("suppressions")
+            .len(),
         1,
         "the suppression list is the tenant's and stays"
     );
@@ -236,7 +258,11 @@ pub async fn purging_a_campaign_removes_its_personal_data_once_and_keeps_counter
 pub async fn exchange_accounts_are_listed_and_removed_per_tenant(store: &dyn Store) {
     let acme = store.create_tenant(&tenant_name("acme")).await.expect("a");
     let beta = store.create_tenant(&tenant_name("beta")).await.expect("b");
-    for (tenant, user) in [(acme.id, "acme-2"), (acme.id, "acme-1"), (beta.id, "beta-1")] {
+    for (tenant, user) in [
+        (acme.id, "acme-2"),
+        (acme.id, "acme-1"),
+        (beta.id, "beta-1"),
+    ] {
         let account = ExchangeAccount {
             username: user.to_owned(),
             tenant,
@@ -263,9 +289,24 @@ pub async fn exchange_accounts_are_listed_and_removed_per_tenant(store: &dyn Sto
             .await
             .expect("remove")
     );
-    assert!(store.exchange_account("acme-1").await.expect("gone").is_none());
-    assert!(store.exchange_account("beta-1").await.expect("kept").is_some());
-    assert_eq!(store.exchange_accounts(acme.id).await.expect("list").len(), 1);
+    assert!(
+        store
+            .exchange_account("acme-1")
+            .await
+            .expect("gone")
+            .is_none()
+    );
+    assert!(
+        store
+            .exchange_account("beta-1")
+            .await
+            .expect("kept")
+            .is_some()
+    );
+    assert_eq!(
+        store.exchange_accounts(acme.id).await.expect("list").len(),
+        1
+    );
     assert!(
         store
             .exchange_accounts(TenantId(987_654))

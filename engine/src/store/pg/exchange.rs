@@ -95,10 +95,12 @@ pub(crate) async fn export_watermark(
         .query_opt(&query, &[&campaign.0])
         .await
         .map_err(sql::db_error)?;
-    Ok(row.map_or_else(ExportWatermark::default, |row| ExportWatermark {
-        exported: row.get(0),
-        pending: row.get(1),
-    }))
+    Ok(
+        row.map_or_else(ExportWatermark::default, |row| ExportWatermark {
+            exported: row.get(0),
+            pending: row.get(1),
+        }),
+    )
 }
 
 pub(crate) async fn set_export_watermark(

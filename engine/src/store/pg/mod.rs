@@ -27,8 +27,8 @@ use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId
 use crate::store::{
     ApiKey, AuditEntry, AuditQuery, AuditRecord, Campaign, CampaignCounters, CampaignEvent,
     CampaignStatus, Event, ExchangeAccount, ExportWatermark, IdempotencyRecord, ImportSource,
-    ImportWriter, Outcome, PurgeReport, Recipient, RecipientBatch, RecordReport, Store,
-    StoreError, StoreResult, Suppression, SuppressionReason, Tenant, TrackingEvent,
+    ImportWriter, Outcome, PurgeReport, Recipient, RecipientBatch, RecordReport, Store, StoreError,
+    StoreResult, Suppression, SuppressionReason, Tenant, TrackingEvent,
 };
 use crate::tenant::TenantSettings;
 
@@ -134,11 +134,7 @@ impl Store for PgStore {
         exchange::exchange_accounts(&*self.conn().await?, tenant).await
     }
 
-    async fn remove_exchange_account(
-        &self,
-        tenant: TenantId,
-        username: &str,
-    ) -> StoreResult<bool> {
+    async fn remove_exchange_account(&self, tenant: TenantId, username: &str) -> StoreResult<bool> {
         exchange::remove_exchange_account(&*self.conn().await?, tenant, username).await
     }
 

@@ -21,7 +21,10 @@ pub(super) fn committed_event_bound(
 ) -> StoreResult<i64> {
     imported_campaign(conn, tenant, campaign)?;
     conn.query_row(
-        &format!("SELECT coalesce(max(id), 0) FROM {}", events_table(campaign)),
+        &format!(
+            "SELECT coalesce(max(id), 0) FROM {}",
+            events_table(campaign)
+        ),
         [],
         |row| row.get(0),
     )
@@ -87,9 +90,11 @@ pub(super) fn export_watermark(
         )
         .optional()
         .map_err(db_error)?;
-    Ok(row.map_or_else(ExportWatermark::default, |(exported, pending)| {
-        ExportWatermark { exported, pending }
-    }))
+    Ok(
+        row.map_or_else(ExportWatermark::default, |(exported, pending)| {
+            ExportWatermark { exported, pending }
+        }),
+    )
 }
 
 pub(super) fn set_export_watermark(

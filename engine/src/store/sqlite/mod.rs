@@ -34,8 +34,8 @@ use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId
 use crate::store::{
     ApiKey, AuditEntry, AuditQuery, AuditRecord, Campaign, CampaignCounters, CampaignEvent,
     CampaignStatus, Event, ExchangeAccount, ExportWatermark, IdempotencyRecord, ImportSource,
-    ImportWriter, Outcome, PurgeReport, Recipient, RecipientBatch, RecordReport, Store,
-    StoreError, StoreResult, Suppression, SuppressionReason, Tenant, TrackingEvent,
+    ImportWriter, Outcome, PurgeReport, Recipient, RecipientBatch, RecordReport, Store, StoreError,
+    StoreResult, Suppression, SuppressionReason, Tenant, TrackingEvent,
 };
 use crate::tenant::TenantSettings;
 
@@ -280,11 +280,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn remove_exchange_account(
-        &self,
-        tenant: TenantId,
-        username: &str,
-    ) -> StoreResult<bool> {
+    async fn remove_exchange_account(&self, tenant: TenantId, username: &str) -> StoreResult<bool> {
         let username = username.to_owned();
         self.inner
             .global
