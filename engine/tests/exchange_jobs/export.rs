@@ -241,7 +241,11 @@ async fn pg_an_export_waits_for_an_event_committed_out_of_id_order() {
     assert!(second.is_empty(), "{second:?}");
     let rows = exported_rows(&folders);
     let events: Vec<&str> = rows.keys().map(|r| r[2].as_str()).collect();
-    assert_eq!(events, ["opened", "clicked"], "person1 opened, person2 clicked");
+    assert_eq!(
+        events,
+        ["opened", "clicked"],
+        "person1 opened, person2 clicked"
+    );
 }
 
 async fn write(
