@@ -44,8 +44,8 @@ impl Jobs {
             root: config.exchange_root(),
             clock,
             writes,
-            export_interval: config.exchange.export_interval.as_std(),
-            maintenance_interval: config.exchange.maintenance_interval.as_std(),
+            export_interval: not_spinning(config.exchange.export_interval),
+            maintenance_interval: not_spinning(config.exchange.maintenance_interval),
             retention: config.exchange.retention.clone(),
         }
     }
@@ -93,7 +93,7 @@ impl Jobs {
             Ok(settings) => settings
                 .exports
                 .interval
-                .map_or(self.export_interval, |d| d.as_std()),
+                .map_or(self.export_interval, not_spinning),
             Err(e) => {
                 tracing::warn!(tenant = %tenant.name, error = %e, "exports: settings unreadable; using the default interval");
                 self.export_interval
@@ -139,6 +139,11 @@ impl Jobs {
         }
         Ok(())
     }
+}
+
+/// A zero interval would spin (and `tokio::time::interval` refuses it).
+fn not_spinning(interval: engine::config::Duration) -> Duration {
+    interval.as_std().max(Duration::from_millis(100))
 }
 
 fn chrono_of(duration: Duration) -> chrono::Duration {

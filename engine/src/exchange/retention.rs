@@ -110,6 +110,14 @@ pub async fn run_retention(
             report.files.push(format!("{}/{name}", folder.as_str()));
         }
     }
+    // Work files (an import's report, an export being written) left by a
+    // crash are never offered to the customer; they go with `incoming`'s limit.
+    let cutoff = now - policy.incoming;
+    for name in stale_work_files(folders, cutoff)? {
+        if let Some(deleted) = delete_work_file(store, tenant, folders, &name, now).await? {
+            report.files.push(deleted);
+        }
+    }
     for campaign in store.campaigns(tenant.id).await? {
         let start = campaign.launched_at.unwrap_or(campaign.created_at);
         if now - start <= policy.campaign_lifetime {
@@ -154,6 +162,64 @@ fn expired_files(
             due.push(name);
         }
     }
+    due.sort();
+    Ok(due)
+}
+
+async fn delete_work_file(
+    store: &dyn Store,
+    tenant: &Tenant,
+    folders: &TenantFolders,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, RetentionError> {
+    let target = format!("{WORK_VIEW}/{name}");
+    match std::fs::remove_file(folders.work().join(name)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(RetentionError::Io {
+                path: target,
+                source,
+            });
+        }
+    }
+    let why = json!({ "reason": "retention", "folder": WORK_VIEW });
+    let record = AuditRecord::new(Some(tenant.id), ACTOR, "file.delete", now)
+        .target(target.clone())
+        .detail(&why);
+    store.append_audit(&record).await?;
+    Ok(Some(target))
+}
+
+/// How audit entries name the work folder.
+const WORK_VIEW: &str = ".work";
+
+fn stale_work_files(
+    folders: &TenantFolders,
+    cutoff: DateTime<Utc>,
+) -> Result<Vec<String>, RetentionError> {
+    let entries = match std::fs::read_dir(folders.work()) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(RetentionError::Io {
+                path: WORK_VIEW.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut due: Vec<String> = entries
+        .flatten()
+        .filter(|e| {
+            e.metadata()
+                .ok()
+                .filter(std::fs::Metadata::is_file)
+                .and_then(|meta| modified(&meta))
+                .is_some_and(|at| at < cutoff)
+        })
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
     due.sort();
     Ok(due)
 }

@@ -85,6 +85,11 @@ async fn retention_deletes_exactly_the_files_past_their_limit_and_audits_each() 
         put_aged(&folders, folder, "due.csv", clock.now(), limit + minute);
         put_aged(&folders, folder, "kept.csv", clock.now(), limit - minute);
     }
+    let work = folders.root().join(".work");
+    let stale = work.join("crashed.errors.csv");
+    std::fs::write(&stale, "line,column,reason,email\n").unwrap();
+    set_modified(&stale, clock.now() - policy.incoming - minute);
+    std::fs::write(work.join("fresh.errors.csv"), "").unwrap();
     let writes = OpenWrites::default();
     put_aged(
         &folders,
@@ -100,6 +105,7 @@ async fn retention_deletes_exactly_the_files_past_their_limit_and_audits_each() 
     let first = first.unwrap();
 
     let due = [
+        ".work/crashed.errors.csv",
         "exports/due.csv",
         "finished/due.csv",
         "incoming/due.csv",
@@ -116,6 +122,7 @@ async fn retention_deletes_exactly_the_files_past_their_limit_and_audits_each() 
         assert_eq!(names(&folders, folder), ["kept.csv"], "{folder:?}");
     }
     assert_eq!(audited(store, &tenant, "file.delete").await, due);
+    assert!(work.join("fresh.errors.csv").exists());
 
     clock.advance(Duration::minutes(2));
     let second = run_retention(store, &tenant, &folders, &policy, &writes, clock.now()).await;
@@ -130,7 +137,7 @@ async fn retention_deletes_exactly_the_files_past_their_limit_and_audits_each() 
         ["uploading.csv"],
         "still open"
     );
-    assert_eq!(audited(store, &tenant, "file.delete").await.len(), 8);
+    assert_eq!(audited(store, &tenant, "file.delete").await.len(), 9);
 }
 
 #[tokio::test]

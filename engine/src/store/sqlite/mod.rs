@@ -613,7 +613,10 @@ impl Store for SqliteStore {
         let tables_dropped = worker
             .call(move |conn| {
                 let imported = catalog::existing_campaign(conn, tenant, campaign)?.imported;
-                recipients::drop_campaign_data(conn, tenant, campaign)?;
+                // Not imported: no tables, and no WAL checkpoint needed.
+                if imported {
+                    recipients::drop_campaign_data(conn, tenant, campaign)?;
+                }
                 Ok(imported)
             })
             .await?;
