@@ -26,6 +26,8 @@ pub struct Jobs {
     pub root: PathBuf,
     pub clock: Arc<dyn Clock>,
     pub writes: OpenWrites,
+    /// Where HTTP imports write errors reports, which name their campaign.
+    pub api_reports: PathBuf,
     /// `exchange.export_interval`, for tenants that set none.
     pub export_interval: Duration,
     pub maintenance_interval: Duration,
@@ -44,6 +46,7 @@ impl Jobs {
             root: config.exchange_root(),
             clock,
             writes,
+            api_reports: config.reports_dir(),
             export_interval: not_spinning(config.exchange.export_interval),
             maintenance_interval: not_spinning(config.exchange.maintenance_interval),
             retention: config.exchange.retention.clone(),
@@ -128,7 +131,9 @@ impl Jobs {
         let folders = TenantFolders::new(&self.root, &tenant.name);
         let now = self.clock.now();
         let store = self.store.as_ref();
-        let report = run_retention(store, tenant, &folders, &policy, &self.writes, now).await?;
+        let reports = Some(self.api_reports.as_path());
+        let writes = &self.writes;
+        let report = run_retention(store, tenant, &folders, &policy, writes, reports, now).await?;
         if !report.files.is_empty() || !report.campaigns.is_empty() {
             tracing::info!(
                 tenant = %tenant.name,

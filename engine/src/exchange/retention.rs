@@ -92,13 +92,16 @@ pub enum RetentionError {
 
 /// One retention run over one tenant at `now`. Stops at the first error (a
 /// deletion that could not be audited must not be followed by more); the next
-/// run starts over and finds what is still due.
+/// run starts over and finds what is still due. `api_reports` is where HTTP
+/// imports write their errors reports (`api-c<campaign>-….errors.csv`), which
+/// go with their campaign's lifetime.
 pub async fn run_retention(
     store: &dyn Store,
     tenant: &Tenant,
     folders: &TenantFolders,
     policy: &RetentionPolicy,
     writes: &OpenWrites,
+    api_reports: Option<&Path>,
     now: DateTime<Utc>,
 ) -> Result<RetentionReport, RetentionError> {
     let mut report = RetentionReport::default();
@@ -125,6 +128,10 @@ pub async fn run_retention(
         }
         if end_campaign(store, tenant, folders, &campaign, now, &mut report.files).await? {
             report.campaigns.push(campaign.id);
+        }
+        if let Some(dir) = api_reports {
+            let deleted = delete_api_reports(store, tenant, dir, campaign.id, now).await?;
+            report.files.extend(deleted);
         }
     }
     Ok(report)
@@ -190,6 +197,56 @@ async fn delete_work_file(
         .detail(&why);
     store.append_audit(&record).await?;
     Ok(Some(target))
+}
+
+/// How audit entries name the folder of HTTP imports' reports.
+const REPORTS_VIEW: &str = "reports";
+
+/// Deletes the errors reports HTTP imports wrote for `campaign`; they list
+/// refused rows with their addresses.
+async fn delete_api_reports(
+    store: &dyn Store,
+    tenant: &Tenant,
+    dir: &Path,
+    campaign: CampaignId,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, RetentionError> {
+    let prefix = format!("api-c{}-", campaign.0);
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            let path = REPORTS_VIEW.to_owned();
+            return Err(RetentionError::Io { path, source });
+        }
+    };
+    let mut deleted = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if !name.starts_with(&prefix) || !name.ends_with(".errors.csv") {
+            continue;
+        }
+        let target = format!("{REPORTS_VIEW}/{name}");
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(RetentionError::Io {
+                    path: target,
+                    source,
+                });
+            }
+        }
+        let why = json!({ "reason": "campaign_lifetime", "campaign": campaign.0 });
+        let record = AuditRecord::new(Some(tenant.id), ACTOR, "file.delete", now)
+            .target(target.clone())
+            .detail(&why);
+        store.append_audit(&record).await?;
+        deleted.push(target);
+    }
+    Ok(deleted)
 }
 
 /// How audit entries name the work folder.

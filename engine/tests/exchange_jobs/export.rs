@@ -1,11 +1,12 @@
 //! Response-data exports: every event exactly once across runs, restarts and a
-//! crash between writing a file and recording it; concurrent writers on
-//! PostgreSQL cannot make an export skip an event.
+//! crash between writing a file and recording it; an event committed out of id
+//! order on PostgreSQL is not skipped; a filter (encryption) slots in.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::sync::Arc;
 
-use engine::exchange::{Folder, TenantFolders, export_tenant};
+use engine::exchange::{ExportFilter, FinishWrite, Folder, TenantFolders, export_tenant};
 use engine::model::{CampaignId, RecipientState};
 use engine::store::{ExportWatermark, Store, Tenant, TrackingKind};
 
@@ -258,4 +259,72 @@ async fn write(
         .record_tracking_events(tenant, campaign, events)
         .await
         .unwrap();
+}
+
+/// Stands in for encryption: prefixes every byte stream with a marker and
+/// writes a trailer when finished, as an encrypting stage would.
+#[derive(Debug)]
+struct Armor;
+
+struct Armored(Box<dyn FinishWrite>);
+
+impl std::io::Write for Armored {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl FinishWrite for Armored {
+    fn finish(mut self: Box<Self>) -> std::io::Result<()> {
+        self.0.write_all(b"-----END-----\n")?;
+        self.0.finish()
+    }
+}
+
+impl ExportFilter for Armor {
+    fn suffix(&self) -> &str {
+        ".armored"
+    }
+
+    fn wrap(&self, mut out: Box<dyn FinishWrite>) -> std::io::Result<Box<dyn FinishWrite>> {
+        out.write_all(b"-----BEGIN-----\n")?;
+        Ok(Box::new(Armored(out)))
+    }
+}
+
+#[tokio::test]
+async fn an_export_filter_wraps_the_stream_and_names_the_file() {
+    let fx = Fixture::sqlite().await.unwrap();
+    let tenant = fx.tenant("acme").await;
+    let campaign = fx.campaign(&tenant, "spring", &emails(1)).await;
+    let folders = fx.folders(&tenant);
+    let delivered = outcome(
+        1,
+        RecipientState::Delivered,
+        "250 ok",
+        "2026-11-01T10:00:00Z",
+    );
+    fx.store
+        .record_outcomes(tenant.id, campaign, &[delivered])
+        .await
+        .unwrap();
+
+    let written = export_tenant(fx.store.as_ref(), &tenant, &folders, Some(&Armor))
+        .await
+        .unwrap();
+
+    assert_eq!(written[0].as_ref().unwrap().file, "spring.1-1.csv.armored");
+    let path = folders
+        .folder(Folder::Exports)
+        .join("spring.1-1.csv.armored");
+    let text = std::fs::read_to_string(path).unwrap();
+    assert_eq!(
+        text,
+        "-----BEGIN-----\ncampaign,recipient,event,time,detail\n\
+         spring,person1@mail1.example,delivered,2026-11-01T10:00:00.000Z,250 ok\n-----END-----\n"
+    );
 }

@@ -101,7 +101,16 @@ async fn retention_deletes_exactly_the_files_past_their_limit_and_audits_each() 
     let _open = writes.begin(&folders.folder(Folder::Incoming).join("uploading.csv"));
 
     let store = fx.store.as_ref();
-    let first = run_retention(store, &tenant, &folders, &policy, &writes, clock.now()).await;
+    let first = run_retention(
+        store,
+        &tenant,
+        &folders,
+        &policy,
+        &writes,
+        None,
+        clock.now(),
+    )
+    .await;
     let first = first.unwrap();
 
     let due = [
@@ -125,7 +134,16 @@ async fn retention_deletes_exactly_the_files_past_their_limit_and_audits_each() 
     assert!(work.join("fresh.errors.csv").exists());
 
     clock.advance(Duration::minutes(2));
-    let second = run_retention(store, &tenant, &folders, &policy, &writes, clock.now()).await;
+    let second = run_retention(
+        store,
+        &tenant,
+        &folders,
+        &policy,
+        &writes,
+        None,
+        clock.now(),
+    )
+    .await;
 
     assert_eq!(
         second.unwrap().files.len(),
@@ -163,7 +181,7 @@ async fn a_tenants_own_retention_overrides_the_installation_default() {
 
     for tenant in [&acme, &beta] {
         let (folders, policy) = (fx.folders(tenant), policy_of(store, tenant).await);
-        run_retention(store, tenant, &folders, &policy, &writes, clock.now())
+        run_retention(store, tenant, &folders, &policy, &writes, None, clock.now())
             .await
             .unwrap();
     }
@@ -292,6 +310,15 @@ async fn after_a_campaigns_lifetime_no_address_remains(fx: Fixture) {
         .suppress(t, &[(PEOPLE[4].to_owned(), SuppressionReason::HardBounce)])
         .await
         .unwrap();
+    let reports = fx.dir.path().join("reports");
+    std::fs::create_dir_all(&reports).unwrap();
+    let api_report = format!("api-c{}-0f0f.errors.csv", c.0);
+    std::fs::write(
+        reports.join(&api_report),
+        format!("2,1,bad,{}\n", PEOPLE[3]),
+    )
+    .unwrap();
+    std::fs::write(reports.join("api-c999999-0f0f.errors.csv"), "").unwrap();
     let launched = store
         .campaign(t, c)
         .await
@@ -303,9 +330,17 @@ async fn after_a_campaigns_lifetime_no_address_remains(fx: Fixture) {
     let writes = OpenWrites::default();
     let policy = policy_of(store, &tenant).await;
 
-    let inside = run_retention(store, &tenant, &folders, &policy, &writes, clock.now())
-        .await
-        .unwrap();
+    let inside = run_retention(
+        store,
+        &tenant,
+        &folders,
+        &policy,
+        &writes,
+        Some(&reports),
+        clock.now(),
+    )
+    .await
+    .unwrap();
     assert!(
         inside.campaigns.is_empty() && inside.files.is_empty(),
         "{inside:?}"
@@ -320,9 +355,17 @@ async fn after_a_campaigns_lifetime_no_address_remains(fx: Fixture) {
     );
 
     clock.advance(Duration::minutes(2));
-    let after = run_retention(store, &tenant, &folders, &policy, &writes, clock.now())
-        .await
-        .unwrap();
+    let after = run_retention(
+        store,
+        &tenant,
+        &folders,
+        &policy,
+        &writes,
+        Some(&reports),
+        clock.now(),
+    )
+    .await
+    .unwrap();
     let beta_policy = policy_of(store, &beta).await;
     let beta_run = run_retention(
         store,
@@ -330,6 +373,7 @@ async fn after_a_campaigns_lifetime_no_address_remains(fx: Fixture) {
         &fx.folders(&beta),
         &beta_policy,
         &writes,
+        None,
         clock.now(),
     )
     .await;
@@ -342,11 +386,14 @@ async fn after_a_campaigns_lifetime_no_address_remains(fx: Fixture) {
     let mut files = after.files.clone();
     files.sort();
     let export_path = format!("exports/{export_file}");
-    let expected = [
+    let api_path = format!("reports/{api_report}");
+    let mut expected = vec![
         export_path.as_str(),
         "finished/people.csv",
         "finished/people.errors.csv",
+        api_path.as_str(),
     ];
+    expected.sort();
     assert_eq!(files, expected);
     assert_eq!(audited(store, &tenant, "file.delete").await, expected);
     assert_eq!(
@@ -378,7 +425,9 @@ async fn after_a_campaigns_lifetime_no_address_remains(fx: Fixture) {
             );
         }
     }
-    for (path, text) in all_files(&fx.root()) {
+    let other_report = reports.join("api-c999999-0f0f.errors.csv");
+    assert!(other_report.exists(), "another campaign's report stays");
+    for (path, text) in all_files(&fx.root()).into_iter().chain(all_files(&reports)) {
         for person in PEOPLE {
             assert!(
                 !text.contains(person),
@@ -400,9 +449,17 @@ async fn after_a_campaigns_lifetime_no_address_remains(fx: Fixture) {
             .len(),
         1
     );
-    let again = run_retention(store, &tenant, &folders, &policy, &writes, clock.now())
-        .await
-        .unwrap();
+    let again = run_retention(
+        store,
+        &tenant,
+        &folders,
+        &policy,
+        &writes,
+        Some(&reports),
+        clock.now(),
+    )
+    .await
+    .unwrap();
     assert!(
         again.campaigns.is_empty() && again.files.is_empty(),
         "{again:?}"
