@@ -23,14 +23,19 @@ const MAX_EXPORT_SLEEP: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct Jobs {
     pub store: Arc<dyn Store>,
+    /// `exchange.root`: one folder per tenant.
     pub root: PathBuf,
+    /// Retention's "now"; the system clock in `serve`, injectable for tests.
     pub clock: Arc<dyn Clock>,
+    /// Files SFTP clients are writing, which retention leaves alone.
     pub writes: OpenWrites,
     /// Where HTTP imports write errors reports, which name their campaign.
     pub api_reports: PathBuf,
     /// `exchange.export_interval`, for tenants that set none.
     pub export_interval: Duration,
+    /// `exchange.maintenance_interval`: how often retention runs.
     pub maintenance_interval: Duration,
+    /// `exchange.retention`: the limits of tenants that set none.
     pub retention: RetentionConfig,
 }
 

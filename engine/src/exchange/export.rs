@@ -20,8 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Folder, TenantFolders};
 use crate::config::Duration;
-use crate::model::CampaignId;
-use crate::model::StateCode;
+use crate::model::{CampaignId, StateCode};
 use crate::store::{
     Campaign, CampaignEvent, EventKind, ExportWatermark, Store, StoreError, Tenant, TrackingKind,
 };

@@ -420,3 +420,33 @@ fn file_names(folders: &TenantFolders, folder: Folder) -> Result<Vec<String>, Re
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::{SettingsError, TenantSettings};
+
+    #[test]
+    fn tenant_settings_override_the_defaults_and_bad_values_are_refused() {
+        let settings = TenantSettings::default()
+            .with_value("retention.finished", "3d")
+            .expect("a duration");
+        let policy = RetentionPolicy::new(&RetentionConfig::default(), &settings.retention);
+
+        assert_eq!(policy.finished, chrono::Duration::days(3));
+        assert_eq!(policy.incoming, chrono::Duration::days(2), "the default");
+        assert_eq!(policy.campaign_lifetime, chrono::Duration::days(28));
+        let back = settings
+            .with_value("retention.finished", "null")
+            .expect("reset");
+        assert_eq!(back, TenantSettings::default());
+        assert!(matches!(
+            settings.with_value("retention.finished", "3 parsecs"),
+            Err(SettingsError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            settings.with_value("exports.interval", "15m"),
+            Ok(s) if s.exports.interval == Some(Duration::from_secs(900))
+        ));
+    }
+}
