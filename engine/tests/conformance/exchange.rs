@@ -220,6 +220,15 @@ pub async fn purging_a_campaign_removes_its_personal_data_once_and_keeps_counter
         .await
         .expect("suppress");
 
+    let mark = ExportWatermark {
+        exported: 1,
+        pending: None,
+    };
+    store
+        .set_export_watermark(tenant, campaign, mark)
+        .await
+        .expect("watermark");
+
     let first = store.purge_campaign(tenant, campaign).await.expect("purge");
     let again = store.purge_campaign(tenant, campaign).await.expect("again");
 
@@ -235,6 +244,14 @@ pub async fn purging_a_campaign_removes_its_personal_data_once_and_keeps_counter
     );
     let counters = store.counters(tenant, campaign).await.expect("counters");
     assert_eq!((counters.delivered, counters.pending), (1, 2));
+    assert_eq!(
+        store
+            .export_watermark(tenant, campaign)
+            .await
+            .expect("mark"),
+        ExportWatermark::default(),
+        "a new import starts event ids again"
+    );
     let gone = store.campaign_events(tenant, campaign, 0, 100, 10).await;
     assert!(matches!(gone, Err(StoreError::NotImported(_))), "{gone:?}");
     assert_eq!(

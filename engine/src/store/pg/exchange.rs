@@ -148,8 +148,9 @@ pub(crate) async fn import_sources(
         .collect())
 }
 
-/// One transaction: the tables, the `imported` flag and the idempotency
-/// records go together.
+/// One transaction: the tables, the `imported` flag, the export watermark
+/// (event ids start again if the draft is ever imported anew) and the
+/// idempotency records go together.
 pub(crate) async fn purge_campaign(
     client: &mut Client,
     tenant: TenantId,
@@ -159,7 +160,8 @@ pub(crate) async fn purge_campaign(
     let (_, imported) = catalog::lock_campaign(&tx, tenant, campaign).await?;
     let statements = format!(
         "DROP TABLE IF EXISTS {recipients}; DROP TABLE IF EXISTS {events};
-         UPDATE {schema}.campaigns SET imported = false WHERE id = {id};",
+         UPDATE {schema}.campaigns SET imported = false WHERE id = {id};
+         DELETE FROM {schema}.export_watermarks WHERE campaign_id = {id};",
         recipients = sql::recipients(tenant, campaign),
         events = sql::events(tenant, campaign),
         schema = sql::schema(tenant),

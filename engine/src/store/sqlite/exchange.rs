@@ -115,6 +115,15 @@ pub(super) fn set_export_watermark(
     Ok(())
 }
 
+pub(super) fn forget_export_watermark(conn: &Connection, campaign: CampaignId) -> StoreResult<()> {
+    conn.execute(
+        "DELETE FROM export_watermarks WHERE campaign_id = ?1",
+        [campaign.0],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
 pub(super) fn import_sources(
     conn: &Connection,
     tenant: TenantId,

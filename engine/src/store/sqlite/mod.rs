@@ -617,6 +617,8 @@ impl Store for SqliteStore {
                 if imported {
                     recipients::drop_campaign_data(conn, tenant, campaign)?;
                 }
+                // Event ids start again if the draft is ever imported anew.
+                exchange::forget_export_watermark(conn, campaign)?;
                 Ok(imported)
             })
             .await?;
