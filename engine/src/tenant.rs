@@ -13,7 +13,12 @@ use serde_json::Value;
 /// `broadside tenant settings --set` is an error instead of a silent no-op.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct TenantSettings {}
+pub struct TenantSettings {
+    /// How long exchange files and campaigns' personal data are kept.
+    pub retention: crate::exchange::RetentionSettings,
+    /// Response-data exports to the exchange.
+    pub exports: crate::exchange::ExportSettings,
+}
 
 /// Why a settings change was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

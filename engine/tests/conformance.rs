@@ -11,12 +11,14 @@
 mod audit;
 mod campaigns;
 mod delivery;
+mod exchange;
 mod keys;
 mod tracking;
 
 pub use audit::*;
 pub use campaigns::*;
 pub use delivery::*;
+pub use exchange::*;
 pub use keys::*;
 pub use tracking::*;
 
@@ -65,6 +67,12 @@ macro_rules! conformance_tests {
             the_audit_log_keeps_entries_per_tenant_newest_first_in_pages,
             audit_entries_need_an_existing_tenant,
             tenant_settings_default_and_round_trip_per_tenant,
+            campaign_events_page_in_id_order_with_addresses_outcomes_and_clicks,
+            an_empty_campaign_has_bound_zero_and_unimported_ones_are_refused,
+            export_watermarks_start_at_zero_and_round_trip_per_campaign,
+            import_sources_name_the_files_imported,
+            purging_a_campaign_removes_its_personal_data_once_and_keeps_counters,
+            exchange_accounts_are_listed_and_removed_per_tenant,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -3,6 +3,7 @@
 
 mod conformance;
 mod escher;
+mod exchange_jobs;
 mod import_pipeline;
 mod pg_store;
 mod sqlite_store;

@@ -142,7 +142,9 @@ async fn migrate_reports_what_it_applied_and_tenant_files_are_migrated_on_creati
             "global/0002_api_keys",
             "global/0003_exchange_accounts",
             "global/0004_idempotency",
-            "global/0005_suppressions"
+            "global/0005_suppressions",
+            "global/0006_audit_settings",
+            "global/0007_retention"
         ]
     );
     let tenant = store
@@ -280,7 +282,12 @@ async fn a_crash_mid_import_leaves_nothing_once_the_store_is_reopened() {
     assert!(!found.imported);
     assert_eq!(
         tables(dir.path(), tenant),
-        ["campaigns", "imports", "schema_migrations"]
+        [
+            "campaigns",
+            "export_watermarks",
+            "imports",
+            "schema_migrations"
+        ]
     );
 }
 
@@ -307,7 +314,12 @@ async fn a_dropped_writer_leaves_no_staging_table() {
     store.campaigns(tenant).await.unwrap();
     assert_eq!(
         tables(dir.path(), tenant),
-        ["campaigns", "imports", "schema_migrations"]
+        [
+            "campaigns",
+            "export_watermarks",
+            "imports",
+            "schema_migrations"
+        ]
     );
 }
 
@@ -402,6 +414,7 @@ async fn an_import_cannot_commit_into_a_campaign_launched_meanwhile() {
             events.as_str(),
             recipients.as_str(),
             "campaigns",
+            "export_watermarks",
             "imports",
             "schema_migrations"
         ]
@@ -447,7 +460,12 @@ async fn a_failed_batch_is_reported_by_the_next_call_and_nothing_is_committed() 
     store.campaigns(tenant).await.unwrap();
     assert_eq!(
         tables(dir.path(), tenant),
-        ["campaigns", "imports", "schema_migrations"]
+        [
+            "campaigns",
+            "export_watermarks",
+            "imports",
+            "schema_migrations"
+        ]
     );
 }
 

@@ -50,7 +50,7 @@ pub enum Command {
     /// Manage campaigns: define, launch, pause, resume, cancel, status.
     #[command(subcommand)]
     Campaign(campaign::CampaignCommand),
-    /// The file exchange: SFTP accounts.
+    /// The file exchange: SFTP accounts, response-data exports.
     #[command(subcommand)]
     Exchange(exchange::ExchangeCommand),
     /// Manage the tenant's suppression list: list, add, remove.

@@ -1,6 +1,8 @@
 //! The file exchange at run time: the control-file watcher (a tokio task that
-//! scans every `exchange.scan_interval`) and the embedded SFTP server.
+//! scans every `exchange.scan_interval`), the export and retention jobs, and
+//! the embedded SFTP server.
 
+mod jobs;
 mod sftp;
 mod ssh;
 
@@ -15,6 +17,7 @@ use engine::import::ImportOptions;
 use engine::store::{Store, Tenant};
 use tokio::task::JoinHandle;
 
+pub use jobs::Jobs;
 pub use ssh::load_or_create_host_key;
 
 /// What `start` runs; dropping it stops nothing, `stop` does.
@@ -35,7 +38,8 @@ impl ExchangeHandle {
     }
 }
 
-/// Creates every tenant's folders, starts the watcher and, unless
+/// Creates every tenant's folders, starts the watcher, the export and
+/// retention jobs (on the system clock) and, unless
 /// `exchange.sftp_listen` is empty, the SFTP server.
 /// `writes` is shared with whoever else imports by name (the API), so that
 /// nobody imports a file a client is still uploading.
@@ -61,6 +65,8 @@ pub async fn start(
         options,
         interval,
     ))];
+    let clock = Arc::new(engine::clock::SystemClock);
+    tasks.extend(Jobs::new(config, store.clone(), writes.clone(), clock).spawn());
     let mut sftp_addr = None;
     if !config.exchange.sftp_listen.is_empty() {
         let key = load_or_create_host_key(&config.host_key_path())?;

@@ -5,6 +5,7 @@
 
 mod api;
 mod escape;
+mod exports;
 mod transfer;
 
 use std::path::{Path, PathBuf};

@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 pub use api::ApiConfig;
 pub use error::{ConfigError, Origin};
-pub use exchange::ExchangeConfig;
+pub use exchange::{ExchangeConfig, RetentionConfig};
 pub use load::{DEFAULT_FILE, ENV_PREFIX};
 pub use secret::{REDACTED, Secret, redact_url};
 pub use send::{

@@ -4,7 +4,9 @@
 
 mod account;
 mod control;
+pub mod export;
 mod path;
+pub mod retention;
 mod writes;
 
 pub use account::{hash_password, key_lines, verify_password};
@@ -12,7 +14,9 @@ pub use control::{
     CONTROL_SUFFIX, ExchangeError, FileImport, ImportTarget, Verdict, Watcher, import_named,
     slug_for,
 };
+pub use export::{ExportFilter, ExportSettings, ExportedFile, FinishWrite, export_tenant};
 pub use path::{Location, PathError, check_file_name, resolve};
+pub use retention::{RetentionPolicy, RetentionReport, RetentionSettings, run_retention};
 pub use writes::{OpenWrites, WriteGuard};
 
 use std::io;

@@ -10,6 +10,7 @@
 mod audit;
 mod batch;
 mod error;
+mod exchange;
 pub mod pg;
 pub mod sqlite;
 pub mod tracking;
@@ -17,6 +18,7 @@ pub mod tracking;
 pub use audit::{AuditEntry, AuditQuery, AuditRecord};
 pub use batch::{RecipientBatch, RowRef};
 pub use error::StoreError;
+pub use exchange::{CampaignEvent, EventKind, ExportWatermark, ImportSource, PurgeReport};
 pub use tracking::{Suppression, SuppressionReason, TrackingDetail, TrackingEvent, TrackingKind};
 
 use async_trait::async_trait;
@@ -321,6 +323,11 @@ pub trait Store: Send + Sync + 'static {
     async fn create_exchange_account(&self, account: &ExchangeAccount) -> StoreResult<()>;
     /// An account by user name: the SSH authentication path.
     async fn exchange_account(&self, username: &str) -> StoreResult<Option<ExchangeAccount>>;
+    /// The tenant's accounts, by user name.
+    async fn exchange_accounts(&self, tenant: TenantId) -> StoreResult<Vec<ExchangeAccount>>;
+    /// Removes one of the tenant's accounts; `false` when the tenant has no
+    /// account of that name (another tenant's account is left alone).
+    async fn remove_exchange_account(&self, tenant: TenantId, username: &str) -> StoreResult<bool>;
     /// The record kept under the tenant's idempotency `key`, if any.
     async fn idempotency_record(
         &self,
@@ -454,6 +461,52 @@ pub trait Store: Send + Sync + 'static {
     /// Drops the campaign's recipient and event tables (its personal data); the
     /// campaign row and its counters stay.
     async fn drop_campaign_data(&self, tenant: TenantId, campaign: CampaignId) -> StoreResult<()>;
+
+    /// The highest event id of the campaign below which every event is committed
+    /// and visible (0 for none): an exporter that reads up to it can never skip
+    /// an event whose transaction commits later with a smaller id.
+    async fn committed_event_bound(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<i64>;
+    /// Events with `after < id <= through`, in id order, at most `limit`, each
+    /// with its recipient's address.
+    async fn campaign_events(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        after: i64,
+        through: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<CampaignEvent>>;
+    /// How far the campaign's events were exported (zero for never).
+    async fn export_watermark(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<ExportWatermark>;
+    async fn set_export_watermark(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        mark: ExportWatermark,
+    ) -> StoreResult<()>;
+    /// The files imports of the campaign read, oldest first.
+    async fn import_sources(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<Vec<ImportSource>>;
+    /// The end of a campaign's lifetime: drops its recipient and event tables
+    /// and deletes everything else that holds its recipients' addresses (batch
+    /// idempotency records). The campaign row, its counters and the tenant's
+    /// suppression list stay. Repeating it removes nothing more.
+    async fn purge_campaign(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<PurgeReport>;
 
     /// The tenant's settings; the defaults for a tenant that never changed any
     /// (`UnknownTenant` for a missing tenant).

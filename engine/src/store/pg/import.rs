@@ -136,14 +136,18 @@ impl PgImportWriter {
         );
         let conn = self.conn()?;
         conn.batch_execute(&ddl).await.map_err(sql::db_error)?;
+        // `clock_timestamp()`, not the transaction's start (`now()`): retention
+        // tells the files this import read and wrote (older than this) from a
+        // later upload of the same name.
         let update = format!(
             "WITH c AS (
                  UPDATE {schema}.campaigns SET columns = $2, imported = true, pending = $3,
                      deferred = 0, delivered = 0, bounced = 0, failed = 0, suppressed = 0
                  WHERE id = $1 RETURNING id
              )
-             INSERT INTO {schema}.imports (campaign_id, source, rows_loaded, rows_rejected)
-             SELECT id, $4, $5, $6 FROM c",
+             INSERT INTO {schema}.imports
+                 (campaign_id, source, rows_loaded, rows_rejected, created_at)
+             SELECT id, $4, $5, $6, clock_timestamp() FROM c",
             schema = sql::schema(tenant)
         );
         let pending = i64::try_from(loaded)

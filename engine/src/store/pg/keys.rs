@@ -125,19 +125,22 @@ pub(crate) async fn account(
         )
         .await
         .map_err(sql::db_error)?;
-    Ok(row.map(|row| {
-        let keys: String = row.get(3);
-        ExchangeAccount {
-            username: row.get(0),
-            tenant: TenantId(row.get(1)),
-            password_hash: row.get(2),
-            public_keys: keys
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(str::to_owned)
-                .collect(),
-        }
-    }))
+    Ok(row.as_ref().map(account_row))
+}
+
+/// An account from `username, tenant_id, password_hash, public_keys`.
+pub(crate) fn account_row(row: &Row) -> ExchangeAccount {
+    let keys: String = row.get(3);
+    ExchangeAccount {
+        username: row.get(0),
+        tenant: TenantId(row.get(1)),
+        password_hash: row.get(2),
+        public_keys: keys
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect(),
+    }
 }
 
 fn idempotency_row(row: &Row) -> IdempotencyRecord {

@@ -44,6 +44,11 @@ const GLOBAL: &[Migration] = &[
         name: "0006_audit_settings",
         sql: include_str!("migrations/0006_audit_settings.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_retention",
+        sql: include_str!("migrations/0007_retention.sql"),
+    },
 ];
 
 /// Tenant migrations; `{{schema}}` stands for the tenant's schema.
@@ -57,6 +62,11 @@ const TENANT: &[Migration] = &[
         version: 2,
         name: "tenant_0002_send_pipeline",
         sql: include_str!("migrations/tenant_0002_send_pipeline.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "tenant_0003_exports",
+        sql: include_str!("migrations/tenant_0003_exports.sql"),
     },
 ];
 

@@ -6,6 +6,7 @@
 mod audit;
 mod catalog;
 mod copy;
+mod exchange;
 mod import;
 mod keys;
 mod manager;
@@ -24,10 +25,10 @@ use chrono::{DateTime, Utc};
 use self::manager::{PgManager, Pool};
 use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
 use crate::store::{
-    ApiKey, AuditEntry, AuditQuery, AuditRecord, Campaign, CampaignCounters, CampaignStatus, Event,
-    ExchangeAccount, IdempotencyRecord, ImportWriter, Outcome, Recipient, RecipientBatch,
-    RecordReport, Store, StoreError, StoreResult, Suppression, SuppressionReason, Tenant,
-    TrackingEvent,
+    ApiKey, AuditEntry, AuditQuery, AuditRecord, Campaign, CampaignCounters, CampaignEvent,
+    CampaignStatus, Event, ExchangeAccount, ExportWatermark, IdempotencyRecord, ImportSource,
+    ImportWriter, Outcome, PurgeReport, Recipient, RecipientBatch, RecordReport, Store, StoreError,
+    StoreResult, Suppression, SuppressionReason, Tenant, TrackingEvent,
 };
 use crate::tenant::TenantSettings;
 
@@ -127,6 +128,14 @@ impl Store for PgStore {
 
     async fn exchange_account(&self, username: &str) -> StoreResult<Option<ExchangeAccount>> {
         keys::account(&*self.conn().await?, username).await
+    }
+
+    async fn exchange_accounts(&self, tenant: TenantId) -> StoreResult<Vec<ExchangeAccount>> {
+        exchange::exchange_accounts(&*self.conn().await?, tenant).await
+    }
+
+    async fn remove_exchange_account(&self, tenant: TenantId, username: &str) -> StoreResult<bool> {
+        exchange::remove_exchange_account(&*self.conn().await?, tenant, username).await
     }
 
     async fn idempotency_record(
@@ -303,6 +312,61 @@ impl Store for PgStore {
     async fn drop_campaign_data(&self, tenant: TenantId, campaign: CampaignId) -> StoreResult<()> {
         let mut conn = self.conn().await?;
         catalog::drop_campaign_data(&mut conn, tenant, campaign).await
+    }
+
+    async fn committed_event_bound(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<i64> {
+        let mut conn = self.conn().await?;
+        exchange::committed_event_bound(&mut conn, tenant, campaign).await
+    }
+
+    async fn campaign_events(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        after: i64,
+        through: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<CampaignEvent>> {
+        let conn = self.conn().await?;
+        exchange::campaign_events(&conn, tenant, campaign, after, through, limit).await
+    }
+
+    async fn export_watermark(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<ExportWatermark> {
+        exchange::export_watermark(&*self.conn().await?, tenant, campaign).await
+    }
+
+    async fn set_export_watermark(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        mark: ExportWatermark,
+    ) -> StoreResult<()> {
+        exchange::set_export_watermark(&*self.conn().await?, tenant, campaign, mark).await
+    }
+
+    async fn import_sources(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<Vec<ImportSource>> {
+        exchange::import_sources(&*self.conn().await?, tenant, campaign).await
+    }
+
+    async fn purge_campaign(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<PurgeReport> {
+        let mut conn = self.conn().await?;
+        exchange::purge_campaign(&mut conn, tenant, campaign).await
     }
 
     async fn tenant_settings(&self, tenant: TenantId) -> StoreResult<TenantSettings> {

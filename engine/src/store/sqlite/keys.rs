@@ -119,17 +119,20 @@ pub(super) fn account(conn: &Connection, username: &str) -> StoreResult<Option<E
              FROM exchange_accounts WHERE username = ?1",
         )
         .map_err(db_error)?;
-    stmt.query_row([username], |row| {
-        let keys: String = row.get(3)?;
-        Ok(ExchangeAccount {
-            username: row.get(0)?,
-            tenant: TenantId(row.get(1)?),
-            password_hash: row.get(2)?,
-            public_keys: split_keys(&keys),
-        })
+    stmt.query_row([username], account_row)
+        .optional()
+        .map_err(db_error)
+}
+
+/// An account from `username, tenant_id, password_hash, public_keys`.
+pub(super) fn account_row(row: &Row<'_>) -> rusqlite::Result<ExchangeAccount> {
+    let keys: String = row.get(3)?;
+    Ok(ExchangeAccount {
+        username: row.get(0)?,
+        tenant: TenantId(row.get(1)?),
+        password_hash: row.get(2)?,
+        public_keys: split_keys(&keys),
     })
-    .optional()
-    .map_err(db_error)
 }
 
 fn split_keys(keys: &str) -> Vec<String> {

@@ -45,6 +45,11 @@ pub(super) const GLOBAL: &[Migration] = &[
         sql: include_str!("migrations/global/0006_audit_settings.sql"),
         step: None,
     },
+    Migration {
+        name: "0007_retention",
+        sql: include_str!("migrations/global/0007_retention.sql"),
+        step: None,
+    },
 ];
 
 pub(super) const TENANT: &[Migration] = &[
@@ -57,6 +62,11 @@ pub(super) const TENANT: &[Migration] = &[
         name: "0002_send_pipeline",
         sql: include_str!("migrations/tenant/0002_send_pipeline.sql"),
         step: Some(add_first_attempt),
+    },
+    Migration {
+        name: "0003_exports",
+        sql: include_str!("migrations/tenant/0003_exports.sql"),
+        step: None,
     },
 ];
 

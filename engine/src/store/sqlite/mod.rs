@@ -10,6 +10,7 @@
 mod audit;
 mod catalog;
 mod convert;
+mod exchange;
 mod import;
 mod keys;
 mod migrations;
@@ -31,10 +32,10 @@ use self::convert::db_error;
 use self::worker::Worker;
 use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
 use crate::store::{
-    ApiKey, AuditEntry, AuditQuery, AuditRecord, Campaign, CampaignCounters, CampaignStatus, Event,
-    ExchangeAccount, IdempotencyRecord, ImportWriter, Outcome, Recipient, RecipientBatch,
-    RecordReport, Store, StoreError, StoreResult, Suppression, SuppressionReason, Tenant,
-    TrackingEvent,
+    ApiKey, AuditEntry, AuditQuery, AuditRecord, Campaign, CampaignCounters, CampaignEvent,
+    CampaignStatus, Event, ExchangeAccount, ExportWatermark, IdempotencyRecord, ImportSource,
+    ImportWriter, Outcome, PurgeReport, Recipient, RecipientBatch, RecordReport, Store, StoreError,
+    StoreResult, Suppression, SuppressionReason, Tenant, TrackingEvent,
 };
 use crate::tenant::TenantSettings;
 
@@ -269,6 +270,21 @@ impl Store for SqliteStore {
         self.inner
             .global
             .call(move |conn| keys::account(conn, &username))
+            .await
+    }
+
+    async fn exchange_accounts(&self, tenant: TenantId) -> StoreResult<Vec<ExchangeAccount>> {
+        self.inner
+            .global
+            .call(move |conn| exchange::exchange_accounts(conn, tenant))
+            .await
+    }
+
+    async fn remove_exchange_account(&self, tenant: TenantId, username: &str) -> StoreResult<bool> {
+        let username = username.to_owned();
+        self.inner
+            .global
+            .call(move |conn| exchange::remove_exchange_account(conn, tenant, &username))
             .await
     }
 
@@ -522,6 +538,99 @@ impl Store for SqliteStore {
         worker
             .call(move |conn| recipients::drop_campaign_data(conn, tenant, campaign))
             .await
+    }
+
+    async fn committed_event_bound(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<i64> {
+        self.tenant(tenant)
+            .await?
+            .call(move |conn| exchange::committed_event_bound(conn, tenant, campaign))
+            .await
+    }
+
+    async fn campaign_events(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        after: i64,
+        through: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<CampaignEvent>> {
+        self.tenant(tenant)
+            .await?
+            .call(move |conn| {
+                exchange::campaign_events(conn, tenant, campaign, after, through, limit)
+            })
+            .await
+    }
+
+    async fn export_watermark(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<ExportWatermark> {
+        self.tenant(tenant)
+            .await?
+            .call(move |conn| exchange::export_watermark(conn, tenant, campaign))
+            .await
+    }
+
+    async fn set_export_watermark(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        mark: ExportWatermark,
+    ) -> StoreResult<()> {
+        self.tenant(tenant)
+            .await?
+            .call(move |conn| exchange::set_export_watermark(conn, tenant, campaign, mark))
+            .await
+    }
+
+    async fn import_sources(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<Vec<ImportSource>> {
+        self.tenant(tenant)
+            .await?
+            .call(move |conn| exchange::import_sources(conn, tenant, campaign))
+            .await
+    }
+
+    /// Two files, two transactions: the tenant's tables first, then the global
+    /// idempotency records. Each step is idempotent, so a crash between them is
+    /// finished by the next purge.
+    async fn purge_campaign(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+    ) -> StoreResult<PurgeReport> {
+        let worker = self.tenant(tenant).await?;
+        let tables_dropped = worker
+            .call(move |conn| {
+                let imported = catalog::existing_campaign(conn, tenant, campaign)?.imported;
+                // Not imported: no tables, and no WAL checkpoint needed.
+                if imported {
+                    recipients::drop_campaign_data(conn, tenant, campaign)?;
+                }
+                // Event ids start again if the draft is ever imported anew.
+                exchange::forget_export_watermark(conn, campaign)?;
+                Ok(imported)
+            })
+            .await?;
+        let idempotency_records = self
+            .inner
+            .global
+            .call(move |conn| exchange::delete_idempotency(conn, tenant, campaign))
+            .await?;
+        Ok(PurgeReport {
+            tables_dropped,
+            idempotency_records,
+        })
     }
 
     async fn tenant_settings(&self, tenant: TenantId) -> StoreResult<TenantSettings> {
