@@ -9,6 +9,7 @@ pub mod dispatcher;
 pub mod exchange;
 pub mod http;
 pub mod in_flight;
+pub mod inbound;
 pub mod run;
 pub mod runtime;
 pub mod supervisor;

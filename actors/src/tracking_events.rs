@@ -1,12 +1,14 @@
 //! The tracking endpoints' write path: hits go into a bounded channel and one task
 //! writes them in batches (one transaction per campaign per batch), so a request
 //! never waits for the store and a burst of opens costs a few transactions.
-//! Unsubscribes also put the address on the tenant's suppression list.
+//! Unsubscribes, complaints and hard bounces that name a bad address (events of
+//! the inbound listener) also put the address on the tenant's suppression list.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use engine::inbound::status_suppresses;
 use engine::model::{CampaignId, RecipientId, TenantId};
 use engine::store::{Store, SuppressionReason, TrackingEvent, TrackingKind};
 use tokio::sync::mpsc;
@@ -76,37 +78,53 @@ async fn write_batch(store: &dyn Store, batch: Vec<Hit>) {
             metrics::counter!(m::STORE_ERRORS, "operation" => "record_tracking_events")
                 .increment(1);
         }
-        let unsubscribed: Vec<RecipientId> = events
+        let suppressed: Vec<(RecipientId, SuppressionReason)> = events
             .iter()
-            .filter(|e| e.kind == TrackingKind::Unsubscribed)
-            .map(|e| e.recipient)
+            .filter_map(|e| suppression_reason(e).map(|r| (e.recipient, r)))
             .collect();
-        if !unsubscribed.is_empty() {
-            suppress(store, tenant, campaign, &unsubscribed).await;
+        if !suppressed.is_empty() {
+            suppress(store, tenant, campaign, &suppressed).await;
         }
     }
 }
 
-/// Unsubscribes are rare next to opens and clicks, so one lookup each is fine.
-async fn suppress(store: &dyn Store, tenant: TenantId, campaign: CampaignId, ids: &[RecipientId]) {
+/// Why an event puts its recipient on the suppression list, if it does.
+fn suppression_reason(event: &TrackingEvent) -> Option<SuppressionReason> {
+    match event.kind {
+        TrackingKind::Unsubscribed => Some(SuppressionReason::Unsubscribed),
+        TrackingKind::Complained => Some(SuppressionReason::Complaint),
+        TrackingKind::Bounced => {
+            let hard = event.detail.class.as_deref() == Some("hard");
+            let status = event.detail.status.as_deref().unwrap_or_default();
+            (hard && status_suppresses(status)).then_some(SuppressionReason::HardBounce)
+        }
+        TrackingKind::Opened | TrackingKind::Clicked => None,
+    }
+}
+
+/// Unsubscribes, complaints and bounces are rare next to opens and clicks, so
+/// one lookup each is fine.
+async fn suppress(
+    store: &dyn Store,
+    tenant: TenantId,
+    campaign: CampaignId,
+    ids: &[(RecipientId, SuppressionReason)],
+) {
     let mut entries = Vec::with_capacity(ids.len());
-    for id in ids {
+    for (id, reason) in ids {
         let found = store
             .recipients(tenant, campaign, RecipientId(id.0 - 1), 1)
             .await;
         match found {
             Ok(rows) => {
                 if let Some(row) = rows.into_iter().find(|r| r.id == *id) {
-                    entries.push((
-                        row.email.as_str().to_owned(),
-                        SuppressionReason::Unsubscribed,
-                    ));
+                    entries.push((row.email.as_str().to_owned(), *reason));
                 }
             }
-            Err(error) => tracing::warn!(%tenant, %campaign, %error, "unsubscribe lookup failed"),
+            Err(error) => tracing::warn!(%tenant, %campaign, %error, "suppression lookup failed"),
         }
     }
     if let Err(error) = store.suppress(tenant, &entries).await {
-        tracing::error!(%tenant, %error, "adding unsubscribes to the suppression list failed");
+        tracing::error!(%tenant, %error, "adding to the suppression list failed");
     }
 }

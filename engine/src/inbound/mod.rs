@@ -4,7 +4,7 @@
 
 pub mod report;
 
-pub use report::{Bounce, BounceClass, Complaint, Report, parse};
+pub use report::{Bounce, BounceClass, Complaint, Report, parse, status_suppresses};
 
 use crate::tracking::{Token, TokenKey, TokenKind};
 
@@ -68,7 +68,10 @@ mod tests {
     #[test]
     fn forged_foreign_and_wrong_kind_addresses_name_nobody() {
         let other = TokenKey::new(&[1u8; 32]).expect("key");
-        let foreign = format!("b-{}@x.example", other.encode_mail(&token(TokenKind::Bounce)));
+        let foreign = format!(
+            "b-{}@x.example",
+            other.encode_mail(&token(TokenKind::Bounce))
+        );
         let open = format!("b-{}@x.example", key().encode_mail(&token(TokenKind::Open)));
         for address in [
             foreign.as_str(),

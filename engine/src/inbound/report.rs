@@ -43,9 +43,14 @@ impl Bounce {
     /// mail system limits (5.3.x, e.g. too big), content (5.6.x) and policy or
     /// security (5.7.x, e.g. blocked as spam).
     pub fn suppresses(&self) -> bool {
-        self.class == BounceClass::Hard
-            && !matches!(self.status.split('.').nth(1), Some("3" | "6" | "7"))
+        self.class == BounceClass::Hard && status_suppresses(&self.status)
     }
+}
+
+/// Whether a permanent status names a bad address rather than a refused message
+/// (see [`Bounce::suppresses`]); also applied to stored bounce events.
+pub fn status_suppresses(status: &str) -> bool {
+    status.starts_with('5') && !matches!(status.split('.').nth(1), Some("3" | "6" | "7"))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +121,9 @@ fn delivery_status(text: &str) -> Option<Bounce> {
     let recipients = blocks.iter().skip(1);
     let mut delayed = None;
     for fields in recipients {
-        let action = field(fields, "action").unwrap_or_default().to_ascii_lowercase();
+        let action = field(fields, "action")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let status = field(fields, "status").and_then(|s| enhanced_status(&s));
         let diagnostic = field(fields, "diagnostic-code").map(|d| {
             // "smtp; 550 5.1.1 ..." → "550 5.1.1 ..."
@@ -256,10 +263,12 @@ fn status_in_text(text: &str) -> Option<String> {
 /// [`status_in_text`] with the byte offset of the code it was read from.
 fn find_status(text: &str) -> Option<(String, usize)> {
     let words = || {
-        text.split(|c: char| c.is_whitespace() || matches!(c, '-' | '(' | ')' | ',' | ';' | ':' | '\'' | '"'))
-            .map(|w| w.trim_end_matches('.'))
-            .filter(|w| !w.is_empty())
-            .map(|w| (w, w.as_ptr() as usize - text.as_ptr() as usize))
+        text.split(|c: char| {
+            c.is_whitespace() || matches!(c, '-' | '(' | ')' | ',' | ';' | ':' | '\'' | '"')
+        })
+        .map(|w| w.trim_end_matches('.'))
+        .filter(|w| !w.is_empty())
+        .map(|w| (w, w.as_ptr() as usize - text.as_ptr() as usize))
     };
     if let Some((code, at)) = words().find(|(w, _)| is_enhanced(w) && !w.starts_with('2')) {
         return Some((code.to_owned(), at));

@@ -9,7 +9,10 @@ fn fixture(name: &str) -> Report {
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).expect("fixture");
-    parse(text.replace("%TO_ADDRESS%", "b-00@bounces.acme.example").as_bytes())
+    parse(
+        text.replace("%TO_ADDRESS%", "b-00@bounces.acme.example")
+            .as_bytes(),
+    )
 }
 
 fn bounce(name: &str) -> Bounce {
@@ -72,7 +75,9 @@ fn an_office_365_ndr_keeps_its_three_digit_detail() {
     assert_eq!(b.status, "5.1.10");
     assert_eq!(
         b.diagnostic.as_deref(),
-        Some("550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup")
+        Some(
+            "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"
+        )
     );
     assert!(b.suppresses());
 }
@@ -97,10 +102,12 @@ fn an_auto_reply_is_neither_bounce_nor_complaint() {
 
 #[test]
 fn delivery_status_actions_decide_the_class() {
-    let delayed = "Reporting-MTA: dns; x\n\nFinal-Recipient: rfc822; a@b\nAction: delayed\nStatus: 4.4.7\n";
+    let delayed =
+        "Reporting-MTA: dns; x\n\nFinal-Recipient: rfc822; a@b\nAction: delayed\nStatus: 4.4.7\n";
     let b = delivery_status(delayed).expect("delayed");
     assert_eq!((b.status.as_str(), b.class), ("4.4.7", BounceClass::Soft));
-    let delivered = "Reporting-MTA: dns; x\n\nFinal-Recipient: rfc822; a@b\nAction: delivered\nStatus: 2.0.0\n";
+    let delivered =
+        "Reporting-MTA: dns; x\n\nFinal-Recipient: rfc822; a@b\nAction: delivered\nStatus: 2.0.0\n";
     assert_eq!(delivery_status(delivered), None);
     let failed_basic = "Reporting-MTA: dns; x\n\nAction: failed\nStatus: bogus\nDiagnostic-Code: smtp; 554 go away\n";
     let b = delivery_status(failed_basic).expect("failed");
