@@ -170,7 +170,10 @@ async fn the_metrics_endpoint_counts_what_a_campaign_sent_with_bounded_labels() 
         ("BROADSIDE_METRICS__LISTEN", listen.to_string()),
         ("BROADSIDE_API__LISTEN", "127.0.0.1:0".to_owned()),
         ("BROADSIDE_EXCHANGE__SFTP_LISTEN", "127.0.0.1:0".to_owned()),
-        ("BROADSIDE_TRACKING__INBOUND_LISTEN", "127.0.0.1:0".to_owned()),
+        (
+            "BROADSIDE_TRACKING__INBOUND_LISTEN",
+            "127.0.0.1:0".to_owned(),
+        ),
         ("BROADSIDE_METRICS__TOP_DOMAINS", format!("[\"{TOP}\"]")),
         ("BROADSIDE_LOG__LEVEL", "warn".to_owned()),
     ]

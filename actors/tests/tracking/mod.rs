@@ -2,6 +2,7 @@
 //! the links from the delivered messages followed through the real HTTP app, and
 //! bounces and complaints delivered with swaks to the inbound SMTP listener.
 
+mod domains;
 mod flows;
 mod inbound;
 
