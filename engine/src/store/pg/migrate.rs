@@ -44,6 +44,11 @@ const GLOBAL: &[Migration] = &[
         name: "0006_audit_settings",
         sql: include_str!("migrations/0006_audit_settings.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_webhook_outbox",
+        sql: include_str!("migrations/0009_webhook_outbox.sql"),
+    },
 ];
 
 /// Tenant migrations; `{{schema}}` stands for the tenant's schema.
