@@ -16,3 +16,4 @@ pub mod supervisor;
 pub mod telemetry;
 pub mod tracking;
 pub mod tracking_events;
+pub mod webhooks;

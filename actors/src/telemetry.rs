@@ -41,6 +41,11 @@ pub const INBOUND_MESSAGES: &str = "broadside_inbound_messages_total";
 /// Inbound SMTP refusals, by `reason` (unknown_recipient, too_big, busy).
 pub const INBOUND_REFUSED: &str = "broadside_inbound_refused_total";
 
+/// Webhook posts, by `result` (ok, failed).
+pub const WEBHOOK_POSTS: &str = "broadside_webhook_posts_total";
+/// Events acknowledged by webhook receivers.
+pub const WEBHOOK_EVENTS: &str = "broadside_webhook_events_total";
+
 /// Registers descriptions so every metric carries a HELP line.
 pub fn describe() {
     describe_counter!(OUTCOMES, "Recipient outcomes stored, by outcome.");
@@ -88,6 +93,8 @@ pub fn describe() {
         "Messages received by the inbound SMTP listener, by kind."
     );
     describe_counter!(INBOUND_REFUSED, "Inbound SMTP refusals, by reason.");
+    describe_counter!(WEBHOOK_POSTS, "Webhook posts, by result.");
+    describe_counter!(WEBHOOK_EVENTS, "Events acknowledged by webhook receivers.");
 }
 
 /// Counts the rows of a finished import. Called by every import path (CLI and

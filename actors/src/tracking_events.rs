@@ -1,6 +1,7 @@
 //! The tracking endpoints' write path: hits go into a bounded channel and one task
 //! writes them in batches (one transaction per campaign per batch), so a request
 //! never waits for the store and a burst of opens costs a few transactions.
+//! Stored events go to the tenant's webhook outbox when it has a webhook.
 //! Unsubscribes, complaints and hard bounces that name a bad address (events of
 //! the inbound listener) also put the address on the tenant's suppression list.
 
@@ -14,6 +15,7 @@ use engine::store::{Store, SuppressionReason, TrackingEvent, TrackingKind};
 use tokio::sync::mpsc;
 
 use crate::telemetry as m;
+use crate::webhooks::{Outbox, WebhookEvent};
 
 /// One hit on a tracking endpoint, for the writer.
 #[derive(Debug, Clone)]
@@ -31,12 +33,20 @@ pub fn start_writer(
     flush_interval: Duration,
 ) -> mpsc::Sender<Hit> {
     let (tx, rx) = mpsc::channel(buffer.max(1));
-    tokio::spawn(write_loop(store, rx, batch_size.max(1), flush_interval));
+    let outbox = Outbox::new(Arc::clone(&store));
+    tokio::spawn(write_loop(
+        store,
+        outbox,
+        rx,
+        batch_size.max(1),
+        flush_interval,
+    ));
     tx
 }
 
 async fn write_loop(
     store: Arc<dyn Store>,
+    outbox: Outbox,
     mut rx: mpsc::Receiver<Hit>,
     batch_size: usize,
     flush_interval: Duration,
@@ -55,11 +65,11 @@ async fn write_loop(
                 Ok(_) => {}
             }
         }
-        write_batch(store.as_ref(), std::mem::take(&mut batch)).await;
+        write_batch(store.as_ref(), &outbox, std::mem::take(&mut batch)).await;
     }
 }
 
-async fn write_batch(store: &dyn Store, batch: Vec<Hit>) {
+async fn write_batch(store: &dyn Store, outbox: &Outbox, batch: Vec<Hit>) {
     let mut by_campaign: HashMap<(TenantId, CampaignId), Vec<TrackingEvent>> = HashMap::new();
     for hit in batch {
         by_campaign
@@ -77,6 +87,21 @@ async fn write_batch(store: &dyn Store, batch: Vec<Hit>) {
             tracing::warn!(%tenant, %campaign, %error, "storing tracking events failed");
             metrics::counter!(m::STORE_ERRORS, "operation" => "record_tracking_events")
                 .increment(1);
+        } else {
+            let queued = events
+                .iter()
+                .map(|e| {
+                    WebhookEvent {
+                        event: e.kind.as_str(),
+                        campaign,
+                        recipient: e.recipient,
+                        at: e.at,
+                        detail: &e.detail,
+                    }
+                    .to_json()
+                })
+                .collect();
+            outbox.enqueue(tenant, queued).await;
         }
         let suppressed: Vec<(RecipientId, SuppressionReason)> = events
             .iter()

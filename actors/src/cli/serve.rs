@@ -18,6 +18,7 @@ use crate::http::{ApiState, Application};
 use crate::inbound;
 use crate::runtime::Runtime;
 use crate::telemetry;
+use crate::webhooks;
 
 pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     actix::System::new().block_on(async move {
@@ -59,6 +60,11 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         if let Some(inbound) = &inbound {
             tracing::info!(listen = %inbound.addr, "bounces and complaints at smtp://{}", inbound.addr);
         }
+        let webhooks = webhooks::start(
+            runtime.store.clone(),
+            webhooks::WebhookSettings::from_config(&config),
+        )
+        .context("starting the webhook sender")?;
         tracing::info!("broadside is running");
         shutdown_signal().await;
         // Requests in flight finish first (up to api.shutdown_timeout): they may
@@ -69,6 +75,8 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         if let Some(inbound) = &inbound {
             inbound.stop();
         }
+        // Queued events stay in the outbox for the next start.
+        webhooks.abort();
         tracing::info!("shutting down: storing outcomes of messages in flight");
         runtime.drain().await;
         Ok(ExitCode::SUCCESS)

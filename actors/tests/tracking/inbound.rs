@@ -21,12 +21,12 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// The VERP return path the sink saw for `rcpt`.
-fn verp_of(app: &TrackingApp, rcpt: &str) -> String {
+pub(super) fn verp_of(app: &TrackingApp, rcpt: &str) -> String {
     app.sink.recorder.messages_for(rcpt)[0].mail_from.clone()
 }
 
 /// Runs swaks against the listener; returns (success, transcript).
-async fn swaks(app: &TrackingApp, to: &str, fixture_name: &str) -> (bool, String) {
+pub(super) async fn swaks(app: &TrackingApp, to: &str, fixture_name: &str) -> (bool, String) {
     let (server, port) = (app.inbound.ip().to_string(), app.inbound.port().to_string());
     let data = format!("@{}", fixture(fixture_name).display());
     let to = to.to_owned();

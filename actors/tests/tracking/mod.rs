@@ -5,6 +5,7 @@
 mod domains;
 mod flows;
 mod inbound;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub struct TrackingApp {
     /// The inbound SMTP listener (bounces, complaints), started as `serve` does.
     pub inbound: SocketAddr,
     inbound_server: broadside::inbound::InboundServer,
+    /// The webhook sender, with short retries so tests see several.
+    webhooks: tokio::task::JoinHandle<()>,
     server: ServerHandle,
     _dir: TempDir,
 }
@@ -87,6 +90,17 @@ impl TrackingApp {
         .await
         .expect("inbound listener")
         .expect("inbound listener on");
+        let webhooks = broadside::webhooks::start(
+            Arc::clone(&store),
+            broadside::webhooks::WebhookSettings {
+                batch: 3,
+                poll: Duration::from_millis(50),
+                retry_first: Duration::from_millis(50),
+                retry_max: Duration::from_millis(200),
+                timeout: Duration::from_secs(2),
+            },
+        )
+        .expect("webhook sender");
         let app = Application::build(&config, state.clone()).expect("app");
         let addr = app.addr;
         let server = app.spawn();
@@ -110,6 +124,7 @@ impl TrackingApp {
             key,
             inbound: inbound_server.addr,
             inbound_server,
+            webhooks,
             server,
             _dir: dir,
         }
@@ -117,6 +132,7 @@ impl TrackingApp {
 
     pub async fn stop(self) {
         self.inbound_server.stop();
+        self.webhooks.abort();
         self.server.stop(true).await;
         self.state.runtime.drain().await;
         self.sink.shutdown().await;

@@ -43,6 +43,15 @@ pub struct TrackingConfig {
     pub inbound_max_message_size: ByteSize,
     /// Longest wait for a command or a chunk of message data before closing.
     pub inbound_timeout: Duration,
+    /// Events per webhook post (a JSON array).
+    pub webhook_batch: usize,
+    /// How often the webhook sender looks for queued events.
+    pub webhook_poll: Duration,
+    /// Wait after a first failed post; doubled per failure up to `webhook_retry_max`.
+    pub webhook_retry_first: Duration,
+    pub webhook_retry_max: Duration,
+    /// Longest a webhook post may take before it counts as failed.
+    pub webhook_timeout: Duration,
 }
 
 impl Default for TrackingConfig {
@@ -61,6 +70,11 @@ impl Default for TrackingConfig {
             inbound_max_connections: 64,
             inbound_max_message_size: ByteSize::kib(10 * 1024),
             inbound_timeout: Duration::from_secs(60),
+            webhook_batch: 100,
+            webhook_poll: Duration::from_secs(1),
+            webhook_retry_first: Duration::from_secs(5),
+            webhook_retry_max: Duration::from_secs(3600),
+            webhook_timeout: Duration::from_secs(10),
         }
     }
 }
