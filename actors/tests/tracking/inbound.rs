@@ -304,3 +304,68 @@ async fn the_listener_enforces_order_and_size_and_keeps_the_session_in_sync() {
     assert!(step("QUIT\r\n").await.starts_with("221"));
     app.stop().await;
 }
+
+/// A listener of its own with `configure`d limits, beside the app's.
+async fn listener_with(
+    app: &TrackingApp,
+    configure: impl FnOnce(&mut engine::config::TrackingConfig),
+) -> broadside::inbound::InboundServer {
+    let mut config = engine::config::Config::default();
+    config.tracking.inbound_listen = "127.0.0.1:0".into();
+    configure(&mut config.tracking);
+    broadside::inbound::start(
+        &config,
+        std::sync::Arc::clone(&app.store),
+        app.state.tracking.key(),
+        app.state.tracking.events(),
+    )
+    .await
+    .expect("listener")
+    .expect("on")
+}
+
+/// Connects and reads the first line; the stream halves keep the session open.
+async fn greeting(
+    addr: std::net::SocketAddr,
+) -> (
+    String,
+    BufReader<tokio::net::tcp::OwnedReadHalf>,
+    tokio::net::tcp::OwnedWriteHalf,
+) {
+    let (read, write) = TcpStream::connect(addr)
+        .await
+        .expect("connect")
+        .into_split();
+    let mut reader = BufReader::new(read);
+    let mut line = String::new();
+    reader.read_line(&mut line).await.expect("greeting");
+    (line, reader, write)
+}
+
+#[actix_web::test]
+async fn connections_over_the_limit_are_answered_421_and_silent_ones_are_closed() {
+    let app = TrackingApp::start().await;
+    let limited = listener_with(&app, |t| t.inbound_max_connections = 1).await;
+    let (first, _held, _open) = greeting(limited.addr).await;
+    assert!(first.starts_with("220 "), "{first}");
+    let (second, ..) = greeting(limited.addr).await;
+    assert!(second.starts_with("421 4.3.2"), "{second}");
+    limited.stop();
+
+    let impatient = listener_with(&app, |t| {
+        t.inbound_timeout = engine::config::Duration::from_millis(200)
+    })
+    .await;
+    let (hello, mut reader, _open) = greeting(impatient.addr).await;
+    assert!(hello.starts_with("220 "), "{hello}");
+    let mut rest = String::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        reader.read_line(&mut rest),
+    )
+    .await
+    .expect("the server closes a silent session");
+    assert_eq!(closed.expect("read"), 0, "closed without a reply: {rest}");
+    impatient.stop();
+    app.stop().await;
+}
