@@ -15,7 +15,7 @@ use engine::model::{CampaignId, TenantId};
 use engine::render::{CampaignDefinition, CompiledCampaign};
 use engine::smtp::RetryPolicy;
 use engine::store::{Campaign, CampaignStatus, Store};
-use engine::tracking::{TokenKey, TrackingSetup};
+use engine::tracking::{TenantTracking, TokenKey, TrackingSetup};
 
 use crate::delivery::{Delivery, QueueDirectory};
 use crate::dispatcher::{CampaignDispatcher, DispatchSettings, DispatcherEnded, store_end};
@@ -164,6 +164,9 @@ pub struct TenantSupervisor {
     running: HashMap<CampaignId, (Arc<CampaignRun>, Addr<CampaignDispatcher>)>,
     /// Campaigns that could not start (bad definition), logged once.
     broken: HashSet<CampaignId>,
+    /// The tenant's own tracking and bounce domains (tenant settings), read at
+    /// every reconcile; campaigns are compiled with them when they start.
+    domains: TenantTracking,
 }
 
 impl TenantSupervisor {
@@ -181,6 +184,7 @@ impl TenantSupervisor {
             tracking: None,
             running: HashMap::new(),
             broken: HashSet::new(),
+            domains: TenantTracking::default(),
         }
     }
 
@@ -202,9 +206,16 @@ impl TenantSupervisor {
 
     fn reconcile(&mut self, ctx: &mut Context<Self>) {
         let (store, tenant) = (Arc::clone(&self.store), self.tenant);
-        let read = async move { store.campaigns(tenant).await };
+        // The settings are read with the campaigns, so a campaign starts with the
+        // tenant's current tracking domains.
+        let read = async move {
+            let campaigns = store.campaigns(tenant).await?;
+            let settings = store.tenant_settings(tenant).await?;
+            Ok::<_, engine::store::StoreError>((campaigns, settings))
+        };
         ctx.spawn(read.into_actor(self).map(|result, supervisor, ctx| match result {
-            Ok(campaigns) => {
+            Ok((campaigns, settings)) => {
+                supervisor.domains = settings.tracking;
                 for campaign in campaigns {
                     supervisor.apply(campaign, ctx);
                 }
@@ -260,15 +271,16 @@ impl TenantSupervisor {
             .ok_or("the campaign has no definition")?;
         let definition: CampaignDefinition = serde_json::from_str(text)
             .map_err(|e| format!("the stored definition is unreadable: {e}"))?;
+        let domains = &self.domains;
         let setup = self.settings.tokens.as_ref().map(|t| TrackingSetup {
             key: Arc::clone(&t.key),
             tenant: self.tenant,
             campaign: campaign.id,
-            domain: t.domain.clone(),
-            bounce_domain: if t.bounce_domain.is_empty() {
-                definition.envelope_domain.clone()
-            } else {
-                t.bounce_domain.clone()
+            domain: domains.domain.clone().unwrap_or_else(|| t.domain.clone()),
+            bounce_domain: match &domains.bounce_domain {
+                Some(tenant_domain) => tenant_domain.clone(),
+                None if t.bounce_domain.is_empty() => definition.envelope_domain.clone(),
+                None => t.bounce_domain.clone(),
             },
         });
         let compiled = CompiledCampaign::compile_tracked(&definition, &campaign.columns, setup)

@@ -35,6 +35,17 @@ pub const STORE_ERRORS: &str = "broadside_store_errors_total";
 /// Rows read by imports, by `result` (loaded, rejected).
 pub const IMPORT_ROWS: &str = "broadside_import_rows_total";
 
+/// Messages received by the inbound SMTP listener, by `kind` (hard_bounce,
+/// soft_bounce, complaint, other).
+pub const INBOUND_MESSAGES: &str = "broadside_inbound_messages_total";
+/// Inbound SMTP refusals, by `reason` (unknown_recipient, too_big, busy).
+pub const INBOUND_REFUSED: &str = "broadside_inbound_refused_total";
+
+/// Webhook posts, by `result` (ok, failed).
+pub const WEBHOOK_POSTS: &str = "broadside_webhook_posts_total";
+/// Events acknowledged by webhook receivers.
+pub const WEBHOOK_EVENTS: &str = "broadside_webhook_events_total";
+
 /// Registers descriptions so every metric carries a HELP line.
 pub fn describe() {
     describe_counter!(OUTCOMES, "Recipient outcomes stored, by outcome.");
@@ -77,6 +88,13 @@ pub fn describe() {
     );
     describe_counter!(STORE_ERRORS, "Store operations that failed, by operation.");
     describe_counter!(IMPORT_ROWS, "Rows read by imports, by result.");
+    describe_counter!(
+        INBOUND_MESSAGES,
+        "Messages received by the inbound SMTP listener, by kind."
+    );
+    describe_counter!(INBOUND_REFUSED, "Inbound SMTP refusals, by reason.");
+    describe_counter!(WEBHOOK_POSTS, "Webhook posts, by result.");
+    describe_counter!(WEBHOOK_EVENTS, "Events acknowledged by webhook receivers.");
 }
 
 /// Counts the rows of a finished import. Called by every import path (CLI and

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use engine::model::{CampaignId, TenantId};
+use engine::model::{CampaignId, StateCode, TenantId};
 use engine::store::{Outcome, Store, SuppressionReason};
 use tokio::sync::Notify;
 
 use crate::in_flight::InFlight;
 use crate::telemetry as m;
+use crate::webhooks::{Outbox, WebhookEvent};
 
 /// Record one recipient's outcome; the guard is released once it is stored.
 #[derive(Message)]
@@ -55,10 +56,13 @@ pub struct TrackingActor {
     flushing: bool,
     /// Woken after every write, for senders waiting on a full buffer.
     flushed: Arc<Notify>,
+    /// Where stored deliveries and bounces go when the tenant has a webhook.
+    outbox: Arc<Outbox>,
 }
 
 impl TrackingActor {
     pub fn new(tenant: TenantId, store: Arc<dyn Store>, settings: TrackingSettings) -> Self {
+        let outbox = Arc::new(Outbox::new(Arc::clone(&store)));
         Self {
             tenant,
             store,
@@ -66,6 +70,7 @@ impl TrackingActor {
             buffer: Vec::with_capacity(settings.batch_size),
             flushing: false,
             flushed: Arc::new(Notify::new()),
+            outbox,
         }
     }
 
@@ -80,8 +85,9 @@ impl TrackingActor {
             Vec::with_capacity(self.settings.batch_size),
         );
         let (store, tenant) = (Arc::clone(&self.store), self.tenant);
+        let outbox = Arc::clone(&self.outbox);
         let write = async move {
-            let result = write_batch(store.as_ref(), tenant, &batch).await;
+            let result = write_batch(store.as_ref(), &outbox, tenant, &batch).await;
             (batch, result)
         };
         ctx.spawn(write.into_actor(self).map(|(batch, result), actor, ctx| {
@@ -107,6 +113,7 @@ impl TrackingActor {
 
 async fn write_batch(
     store: &dyn Store,
+    outbox: &Outbox,
     tenant: TenantId,
     batch: &[(CampaignId, Outcome, Option<InFlight>)],
 ) -> Result<(), engine::store::StoreError> {
@@ -128,8 +135,37 @@ async fn write_batch(
             tracing::debug!(%campaign, ignored = report.ignored, "outcomes for already-final recipients ignored");
         }
         suppress_hard_bounces(store, tenant, campaign, &outcomes).await;
+        outbox
+            .enqueue(tenant, webhook_events(campaign, &outcomes))
+            .await;
     }
     Ok(())
+}
+
+/// Deliveries and bounces as webhook events (deferrals and retries are not
+/// news to the customer; the final outcome is).
+fn webhook_events(campaign: CampaignId, outcomes: &[Outcome]) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter_map(|o| {
+            let event = match o.state.code() {
+                StateCode::Delivered => "delivered",
+                StateCode::Bounced => "bounced",
+                _ => return None,
+            };
+            let detail = serde_json::json!({ "reply": o.detail });
+            Some(
+                WebhookEvent {
+                    event,
+                    campaign,
+                    recipient: o.recipient,
+                    at: o.at,
+                    detail,
+                }
+                .to_json(),
+            )
+        })
+        .collect()
 }
 
 /// A permanent failure with an enhanced status 5.1.x (bad mailbox or address,

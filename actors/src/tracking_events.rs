@@ -1,17 +1,21 @@
 //! The tracking endpoints' write path: hits go into a bounded channel and one task
 //! writes them in batches (one transaction per campaign per batch), so a request
 //! never waits for the store and a burst of opens costs a few transactions.
-//! Unsubscribes also put the address on the tenant's suppression list.
+//! Stored events go to the tenant's webhook outbox when it has a webhook.
+//! Unsubscribes, complaints and hard bounces that name a bad address (events of
+//! the inbound listener) also put the address on the tenant's suppression list.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use engine::inbound::status_suppresses;
 use engine::model::{CampaignId, RecipientId, TenantId};
 use engine::store::{Store, SuppressionReason, TrackingEvent, TrackingKind};
 use tokio::sync::mpsc;
 
 use crate::telemetry as m;
+use crate::webhooks::{Outbox, WebhookEvent};
 
 /// One hit on a tracking endpoint, for the writer.
 #[derive(Debug, Clone)]
@@ -29,12 +33,20 @@ pub fn start_writer(
     flush_interval: Duration,
 ) -> mpsc::Sender<Hit> {
     let (tx, rx) = mpsc::channel(buffer.max(1));
-    tokio::spawn(write_loop(store, rx, batch_size.max(1), flush_interval));
+    let outbox = Outbox::new(Arc::clone(&store));
+    tokio::spawn(write_loop(
+        store,
+        outbox,
+        rx,
+        batch_size.max(1),
+        flush_interval,
+    ));
     tx
 }
 
 async fn write_loop(
     store: Arc<dyn Store>,
+    outbox: Outbox,
     mut rx: mpsc::Receiver<Hit>,
     batch_size: usize,
     flush_interval: Duration,
@@ -53,11 +65,11 @@ async fn write_loop(
                 Ok(_) => {}
             }
         }
-        write_batch(store.as_ref(), std::mem::take(&mut batch)).await;
+        write_batch(store.as_ref(), &outbox, std::mem::take(&mut batch)).await;
     }
 }
 
-async fn write_batch(store: &dyn Store, batch: Vec<Hit>) {
+async fn write_batch(store: &dyn Store, outbox: &Outbox, batch: Vec<Hit>) {
     let mut by_campaign: HashMap<(TenantId, CampaignId), Vec<TrackingEvent>> = HashMap::new();
     for hit in batch {
         by_campaign
@@ -75,38 +87,69 @@ async fn write_batch(store: &dyn Store, batch: Vec<Hit>) {
             tracing::warn!(%tenant, %campaign, %error, "storing tracking events failed");
             metrics::counter!(m::STORE_ERRORS, "operation" => "record_tracking_events")
                 .increment(1);
+        } else {
+            let queued = events
+                .iter()
+                .map(|e| {
+                    WebhookEvent {
+                        event: e.kind.as_str(),
+                        campaign,
+                        recipient: e.recipient,
+                        at: e.at,
+                        detail: &e.detail,
+                    }
+                    .to_json()
+                })
+                .collect();
+            outbox.enqueue(tenant, queued).await;
         }
-        let unsubscribed: Vec<RecipientId> = events
+        let suppressed: Vec<(RecipientId, SuppressionReason)> = events
             .iter()
-            .filter(|e| e.kind == TrackingKind::Unsubscribed)
-            .map(|e| e.recipient)
+            .filter_map(|e| suppression_reason(e).map(|r| (e.recipient, r)))
             .collect();
-        if !unsubscribed.is_empty() {
-            suppress(store, tenant, campaign, &unsubscribed).await;
+        if !suppressed.is_empty() {
+            suppress(store, tenant, campaign, &suppressed).await;
         }
     }
 }
 
-/// Unsubscribes are rare next to opens and clicks, so one lookup each is fine.
-async fn suppress(store: &dyn Store, tenant: TenantId, campaign: CampaignId, ids: &[RecipientId]) {
+/// Why an event puts its recipient on the suppression list, if it does.
+fn suppression_reason(event: &TrackingEvent) -> Option<SuppressionReason> {
+    match event.kind {
+        TrackingKind::Unsubscribed => Some(SuppressionReason::Unsubscribed),
+        TrackingKind::Complained => Some(SuppressionReason::Complaint),
+        TrackingKind::Bounced => {
+            let hard = event.detail.class.as_deref() == Some("hard");
+            let status = event.detail.status.as_deref().unwrap_or_default();
+            (hard && status_suppresses(status)).then_some(SuppressionReason::HardBounce)
+        }
+        TrackingKind::Opened | TrackingKind::Clicked => None,
+    }
+}
+
+/// Unsubscribes, complaints and bounces are rare next to opens and clicks, so
+/// one lookup each is fine.
+async fn suppress(
+    store: &dyn Store,
+    tenant: TenantId,
+    campaign: CampaignId,
+    ids: &[(RecipientId, SuppressionReason)],
+) {
     let mut entries = Vec::with_capacity(ids.len());
-    for id in ids {
+    for (id, reason) in ids {
         let found = store
             .recipients(tenant, campaign, RecipientId(id.0 - 1), 1)
             .await;
         match found {
             Ok(rows) => {
                 if let Some(row) = rows.into_iter().find(|r| r.id == *id) {
-                    entries.push((
-                        row.email.as_str().to_owned(),
-                        SuppressionReason::Unsubscribed,
-                    ));
+                    entries.push((row.email.as_str().to_owned(), *reason));
                 }
             }
-            Err(error) => tracing::warn!(%tenant, %campaign, %error, "unsubscribe lookup failed"),
+            Err(error) => tracing::warn!(%tenant, %campaign, %error, "suppression lookup failed"),
         }
     }
     if let Err(error) = store.suppress(tenant, &entries).await {
-        tracing::error!(%tenant, %error, "adding unsubscribes to the suppression list failed");
+        tracing::error!(%tenant, %error, "adding to the suppression list failed");
     }
 }

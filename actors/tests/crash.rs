@@ -82,6 +82,7 @@ impl Harness {
             .env("BROADSIDE_METRICS__LISTEN", "")
             .env("BROADSIDE_API__LISTEN", "127.0.0.1:0")
             .env("BROADSIDE_EXCHANGE__SFTP_LISTEN", "127.0.0.1:0")
+            .env("BROADSIDE_TRACKING__INBOUND_LISTEN", "127.0.0.1:0")
             .env("BROADSIDE_LOG__LEVEL", "warn")
             // Keep a developer's config/broadside.toml out of the test.
             .current_dir(self.dir.path())

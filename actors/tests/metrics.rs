@@ -170,6 +170,10 @@ async fn the_metrics_endpoint_counts_what_a_campaign_sent_with_bounded_labels() 
         ("BROADSIDE_METRICS__LISTEN", listen.to_string()),
         ("BROADSIDE_API__LISTEN", "127.0.0.1:0".to_owned()),
         ("BROADSIDE_EXCHANGE__SFTP_LISTEN", "127.0.0.1:0".to_owned()),
+        (
+            "BROADSIDE_TRACKING__INBOUND_LISTEN",
+            "127.0.0.1:0".to_owned(),
+        ),
         ("BROADSIDE_METRICS__TOP_DOMAINS", format!("[\"{TOP}\"]")),
         ("BROADSIDE_LOG__LEVEL", "warn".to_owned()),
     ]
@@ -261,4 +265,59 @@ async fn the_metrics_endpoint_counts_what_a_campaign_sent_with_bounded_labels() 
             String::from_utf8_lossy(&lint.stderr)
         );
     }
+}
+
+#[tokio::test]
+async fn serve_runs_the_inbound_smtp_listener_and_counts_what_it_refuses() {
+    let dir = TempDir::new().expect("tempdir");
+    let (metrics, inbound) = (free_port(), free_port());
+    let env: HashMap<&str, String> = [
+        (
+            "BROADSIDE_DATA_DIR",
+            dir.path().join("data").display().to_string(),
+        ),
+        ("BROADSIDE_STORE__BACKEND", "sqlite".to_owned()),
+        ("BROADSIDE_SEND__DNS", "disabled".to_owned()),
+        ("BROADSIDE_METRICS__LISTEN", metrics.to_string()),
+        ("BROADSIDE_API__LISTEN", "127.0.0.1:0".to_owned()),
+        ("BROADSIDE_EXCHANGE__SFTP_LISTEN", "127.0.0.1:0".to_owned()),
+        ("BROADSIDE_TRACKING__INBOUND_LISTEN", inbound.to_string()),
+        ("BROADSIDE_LOG__LEVEL", "warn".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let mut serve = broadside(dir.path(), &env, &["serve"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    scrape_when_up(metrics, Instant::now() + Duration::from_secs(20)).await;
+
+    // A forged VERP address, delivered with the real swaks.
+    let port = inbound.port().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("swaks")
+            .args(["--server", "127.0.0.1", "--port", &port, "--from", "<>"])
+            .args(["--to", "b-00ff00ff00ff00ff00ff00ff00ff00@bounces.example"])
+            .args(["--helo", "mx.remote.example", "--timeout", "20"])
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("swaks is installed (apt-get install swaks)");
+    let after = scrape(metrics).expect("scrape");
+    serve.start_kill().ok();
+    serve.wait().await.ok();
+
+    let transcript = String::from_utf8_lossy(&output.stdout);
+    assert!(transcript.contains("<-  220 "), "{transcript}");
+    assert!(transcript.contains("<** 550 5.1.1"), "{transcript}");
+    assert_eq!(
+        sample_sum(
+            &after,
+            "broadside_inbound_refused_total",
+            &["reason=\"unknown_recipient\""]
+        ),
+        1.0,
+        "{after}"
+    );
 }

@@ -24,6 +24,9 @@ const SIGNED_HEADERS: &[&str] = &[
     "MIME-Version",
     "Content-Type",
     "Reply-To",
+    // RFC 8058 §4: one-click unsubscribe is honoured only when both are signed.
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
 ];
 
 /// Why a key could not be loaded or a message signed. Never includes key material.

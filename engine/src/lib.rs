@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod dkim;
 pub mod exchange;
 pub mod import;
+pub mod inbound;
 pub mod model;
 pub mod render;
 pub mod smtp;

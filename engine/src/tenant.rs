@@ -18,6 +18,8 @@ pub struct TenantSettings {
     pub retention: crate::exchange::RetentionSettings,
     /// Response-data exports to the exchange.
     pub exports: crate::exchange::ExportSettings,
+    /// Tracking and bounce domains.
+    pub tracking: crate::tracking::TenantTracking,
 }
 
 /// Why a settings change was refused.

@@ -14,6 +14,7 @@ mod delivery;
 mod exchange;
 mod keys;
 mod tracking;
+mod webhooks;
 
 pub use audit::*;
 pub use campaigns::*;
@@ -21,6 +22,7 @@ pub use delivery::*;
 pub use exchange::*;
 pub use keys::*;
 pub use tracking::*;
+pub use webhooks::*;
 
 use chrono::{TimeZone, Utc};
 use engine::model::{
@@ -64,6 +66,7 @@ macro_rules! conformance_tests {
             an_idempotency_key_keeps_its_first_record_per_tenant,
             tracking_events_are_recorded_in_batches_apart_from_outcomes,
             suppressions_are_per_tenant_and_looked_up_in_bulk,
+            webhook_events_wait_in_order_until_acknowledged_and_retry_later,
             the_audit_log_keeps_entries_per_tenant_newest_first_in_pages,
             audit_entries_need_an_existing_tenant,
             tenant_settings_default_and_round_trip_per_tenant,

@@ -144,7 +144,8 @@ async fn migrate_reports_what_it_applied_and_tenant_files_are_migrated_on_creati
             "global/0004_idempotency",
             "global/0005_suppressions",
             "global/0006_audit_settings",
-            "global/0007_retention"
+            "global/0007_retention",
+            "global/0009_webhook_outbox",
         ]
     );
     let tenant = store

@@ -15,8 +15,10 @@ use actix_web::web;
 use crate::app;
 use crate::exchange;
 use crate::http::{ApiState, Application};
+use crate::inbound;
 use crate::runtime::Runtime;
 use crate::telemetry;
+use crate::webhooks;
 
 pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     actix::System::new().block_on(async move {
@@ -36,6 +38,7 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         let runtime = Runtime::start(&config, store, Arc::new(SystemClock))?;
         let state = web::Data::new(ApiState::new(&config, runtime.clone())?);
         let writes = state.exchange_writes.clone();
+        let (tracking_key, tracking_events) = (state.tracking.key(), state.tracking.events());
         let api = Application::build(&config, state)?;
         let scheme = if api.tls { "https" } else { "http" };
         tracing::info!(listen = %api.addr, "API at {scheme}://{}/v1", api.addr);
@@ -46,6 +49,22 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         if let Some(addr) = exchange.sftp_addr {
             tracing::info!(listen = %addr, "SFTP at sftp://{addr}");
         }
+        let inbound = inbound::start(
+            &config,
+            runtime.store.clone(),
+            tracking_key,
+            tracking_events,
+        )
+        .await
+        .context("starting the inbound SMTP listener")?;
+        if let Some(inbound) = &inbound {
+            tracing::info!(listen = %inbound.addr, "bounces and complaints at smtp://{}", inbound.addr);
+        }
+        let webhooks = webhooks::start(
+            runtime.store.clone(),
+            webhooks::WebhookSettings::from_config(&config),
+        )
+        .context("starting the webhook sender")?;
         tracing::info!("broadside is running");
         shutdown_signal().await;
         // Requests in flight finish first (up to api.shutdown_timeout): they may
@@ -53,6 +72,11 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
         tracing::info!("shutting down: finishing API requests in flight");
         server.stop(true).await;
         exchange.stop();
+        if let Some(inbound) = &inbound {
+            inbound.stop();
+        }
+        // Queued events stay in the outbox for the next start.
+        webhooks.abort();
         tracing::info!("shutting down: storing outcomes of messages in flight");
         runtime.drain().await;
         Ok(ExitCode::SUCCESS)

@@ -73,14 +73,34 @@ pub async fn run(config: &Config, command: TenantCommand) -> anyhow::Result<Exit
                 store
                     .append_audit(
                         &AuditRecord::new(Some(id), "cli", "tenant.settings", Utc::now())
-                            .detail(&serde_json::json!({ "set": set })),
+                            .detail(&serde_json::json!({ "set": redacted(&set) })),
                     )
                     .await?;
             }
             for (key, value) in settings.entries() {
-                println!("{key} = {value}");
+                if is_secret(&key) && !value.is_null() {
+                    println!("{key} = <set>");
+                } else {
+                    println!("{key} = {value}");
+                }
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Settings that hold secrets (`tracking.webhook_secret`): never printed or
+/// written to the audit log.
+fn is_secret(key: &str) -> bool {
+    key.ends_with("secret")
+}
+
+/// The `--set` assignments with secret values replaced, for the audit log.
+fn redacted(set: &[String]) -> Vec<String> {
+    set.iter()
+        .map(|a| match a.split_once('=') {
+            Some((key, _)) if is_secret(key.trim()) => format!("{key}=<redacted>"),
+            _ => a.clone(),
+        })
+        .collect()
 }

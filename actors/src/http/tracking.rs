@@ -64,6 +64,16 @@ impl TrackingEndpoints {
         })
     }
 
+    /// The token key, shared with the inbound listener (VERP addresses).
+    pub fn key(&self) -> Arc<TokenKey> {
+        Arc::clone(&self.key)
+    }
+
+    /// The batched event writer, shared with the inbound listener.
+    pub fn events(&self) -> mpsc::Sender<Hit> {
+        self.hits.clone()
+    }
+
     fn verify(&self, token: &str, kind: TokenKind) -> Option<Token> {
         self.key.decode(token).filter(|t| t.kind == kind)
     }

@@ -178,3 +178,96 @@ fn messages_are_signed_with_the_from_domains_rsa_or_ed25519_key_and_verify() {
         h.shutdown().await;
     });
 }
+
+#[test]
+fn a_tracked_message_still_verifies_with_its_list_unsubscribe_headers_signed() {
+    run(async {
+        // Arrange
+        let keys = tempfile::TempDir::new().expect("tempdir");
+        let (rsa_key, rsa_record) = generate(keys.path(), "RSA");
+        let cache = TxtCache(Mutex::new(HashMap::new()));
+        let key = DomainKey::parse(rsa_record.as_bytes()).expect("valid DKIM record");
+        cache.insert(
+            "rsa._domainkey.acme.example.".into(),
+            Txt::from(key),
+            std::time::Instant::now(),
+        );
+        let setup = Setup {
+            sink: sink_config("keep_bytes = true"),
+            ..Setup::default()
+        };
+        let h = Harness::start(setup, |c| {
+            c.tracking.domain = "t.acme.example".into();
+            c.send.dkim = vec![DkimEntry {
+                domain: "acme.example".into(),
+                selector: "rsa".into(),
+                private_key_file: rsa_key,
+            }];
+        })
+        .await
+        .expect("SQLite needs no server");
+        let campaign = h
+            .campaign(
+                "tracked",
+                "news@acme.example",
+                &people("t", 3, &["d0.example"]),
+            )
+            .await;
+        let mut definition = super::harness::definition("news@acme.example");
+        definition.html = Some(
+            "<p>Hi {{first_name}}</p>\n<a href=\"https://shop.example/sale?a=1&amp;b=2\">Sale</a>\n"
+                .into(),
+        );
+        definition.text = Some("Hi {{first_name}}, see https://shop.example/text\n".into());
+        let json = serde_json::to_string(&definition).expect("json");
+        h.store
+            .set_campaign_definition(h.tenant, campaign.id, &json)
+            .await
+            .expect("tracked definition");
+
+        // Act
+        h.launch(&campaign).await;
+        let counters = h.settle(campaign.id, Duration::from_secs(20)).await;
+        assert_eq!(counters.delivered, 3, "{counters:?}");
+
+        // Assert
+        let messages = h.sink.recorder.messages();
+        assert_eq!(messages.len(), 3);
+        for message in &messages {
+            assert!(
+                message.mail_from.starts_with("b-"),
+                "VERP: {}",
+                message.mail_from
+            );
+            let text = text_of(message).replace("=\r\n", "");
+            assert!(
+                text.contains("https://t.acme.example/t/c/"),
+                "links rewritten"
+            );
+            assert!(text.contains("https://t.acme.example/t/o/"), "open pixel");
+            assert!(
+                !text.contains("https://shop.example/"),
+                "no original link left"
+            );
+            assert!(text.contains("List-Unsubscribe: <https://t.acme.example/t/u/"));
+            let signature = text
+                .split("\r\n")
+                .skip_while(|l| !l.starts_with("DKIM-Signature:"))
+                .take_while(|l| l.starts_with("DKIM-Signature:") || l.starts_with([' ', '\t']))
+                .collect::<String>()
+                .to_ascii_lowercase();
+            let signed = signature
+                .split(';')
+                .find_map(|tag| tag.trim().strip_prefix("h="))
+                .expect("h= tag")
+                .replace([' ', '\t'], "");
+            let signed: Vec<&str> = signed.split(':').collect();
+            for header in ["list-unsubscribe", "list-unsubscribe-post"] {
+                assert!(signed.contains(&header), "{header} not signed: {signed:?}");
+            }
+            let results = verify(message.bytes.as_deref().expect("kept"), &cache).await;
+            assert_eq!(results, [DkimResult::Pass], "{}", message.rcpt_to[0]);
+        }
+        h.shutdown().await;
+    });
+}

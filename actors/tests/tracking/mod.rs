@@ -1,7 +1,11 @@
 //! Tracking end to end: a campaign sent to the SMTP sink with tracking on, then
-//! the links from the delivered messages followed through the real HTTP app.
+//! the links from the delivered messages followed through the real HTTP app, and
+//! bounces and complaints delivered with swaks to the inbound SMTP listener.
 
+mod domains;
 mod flows;
+mod inbound;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +38,11 @@ pub struct TrackingApp {
     pub tenant: TenantId,
     /// The key the app signs with (read from the data directory).
     pub key: TokenKey,
+    /// The inbound SMTP listener (bounces, complaints), started as `serve` does.
+    pub inbound: SocketAddr,
+    inbound_server: broadside::inbound::InboundServer,
+    /// The webhook sender, with short retries so tests see several.
+    webhooks: tokio::task::JoinHandle<()>,
     server: ServerHandle,
     _dir: TempDir,
 }
@@ -67,10 +76,31 @@ impl TrackingApp {
         }];
         config.tracking.domain = TRACKING_DOMAIN.into();
         config.tracking.flush_interval = engine::config::Duration::from_millis(20);
+        config.tracking.inbound_listen = "127.0.0.1:0".into();
         let store = broadside::app::open_store(&config).await.expect("store");
         let runtime =
             Runtime::start(&config, Arc::clone(&store), Arc::new(SystemClock)).expect("engine");
         let state = web::Data::new(ApiState::new(&config, runtime).expect("state"));
+        let inbound_server = broadside::inbound::start(
+            &config,
+            Arc::clone(&store),
+            state.tracking.key(),
+            state.tracking.events(),
+        )
+        .await
+        .expect("inbound listener")
+        .expect("inbound listener on");
+        let webhooks = broadside::webhooks::start(
+            Arc::clone(&store),
+            broadside::webhooks::WebhookSettings {
+                batch: 3,
+                poll: Duration::from_millis(50),
+                retry_first: Duration::from_millis(50),
+                retry_max: Duration::from_millis(200),
+                timeout: Duration::from_secs(2),
+            },
+        )
+        .expect("webhook sender");
         let app = Application::build(&config, state.clone()).expect("app");
         let addr = app.addr;
         let server = app.spawn();
@@ -92,12 +122,17 @@ impl TrackingApp {
             sink,
             tenant,
             key,
+            inbound: inbound_server.addr,
+            inbound_server,
+            webhooks,
             server,
             _dir: dir,
         }
     }
 
     pub async fn stop(self) {
+        self.inbound_server.stop();
+        self.webhooks.abort();
         self.server.stop(true).await;
         self.state.runtime.drain().await;
         self.sink.shutdown().await;

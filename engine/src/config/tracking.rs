@@ -1,10 +1,11 @@
 //! The `[tracking]` section: tracking and bounce domains, the token secret, IP
-//! anonymization, machine-activity thresholds and the event write buffer.
+//! anonymization, machine-activity thresholds, the event write buffer and the
+//! inbound SMTP listener for bounces and complaints.
 
 use serde::{Deserialize, Serialize};
 
 use super::secret::Secret;
-use super::units::Duration;
+use super::units::{ByteSize, Duration};
 use crate::tracking::Anonymization;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +34,24 @@ pub struct TrackingConfig {
     pub batch_size: usize,
     /// Longest an event waits for its write.
     pub flush_interval: Duration,
+    /// Address of the SMTP listener that receives bounces and complaints sent to
+    /// VERP addresses (the bounce domain's MX points here). Empty: off.
+    pub inbound_listen: String,
+    /// Concurrent inbound SMTP sessions; more are answered 421 and closed.
+    pub inbound_max_connections: usize,
+    /// Largest inbound message (DSNs carry the original message or its headers).
+    pub inbound_max_message_size: ByteSize,
+    /// Longest wait for a command or a chunk of message data before closing.
+    pub inbound_timeout: Duration,
+    /// Events per webhook post (a JSON array).
+    pub webhook_batch: usize,
+    /// How often the webhook sender looks for queued events.
+    pub webhook_poll: Duration,
+    /// Wait after a first failed post; doubled per failure up to `webhook_retry_max`.
+    pub webhook_retry_first: Duration,
+    pub webhook_retry_max: Duration,
+    /// Longest a webhook post may take before it counts as failed.
+    pub webhook_timeout: Duration,
 }
 
 impl Default for TrackingConfig {
@@ -47,6 +66,15 @@ impl Default for TrackingConfig {
             buffer: 65_536,
             batch_size: 1000,
             flush_interval: Duration::from_millis(200),
+            inbound_listen: "127.0.0.1:2525".to_owned(),
+            inbound_max_connections: 64,
+            inbound_max_message_size: ByteSize::kib(10 * 1024),
+            inbound_timeout: Duration::from_secs(60),
+            webhook_batch: 100,
+            webhook_poll: Duration::from_secs(1),
+            webhook_retry_first: Duration::from_secs(5),
+            webhook_retry_max: Duration::from_secs(3600),
+            webhook_timeout: Duration::from_secs(10),
         }
     }
 }

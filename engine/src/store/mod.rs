@@ -14,12 +14,14 @@ mod exchange;
 pub mod pg;
 pub mod sqlite;
 pub mod tracking;
+mod webhooks;
 
 pub use audit::{AuditEntry, AuditQuery, AuditRecord};
 pub use batch::{RecipientBatch, RowRef};
 pub use error::StoreError;
 pub use exchange::{CampaignEvent, EventKind, ExportWatermark, ImportSource, PurgeReport};
 pub use tracking::{Suppression, SuppressionReason, TrackingDetail, TrackingEvent, TrackingKind};
+pub use webhooks::WebhookDelivery;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -457,6 +459,25 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         emails: &[String],
     ) -> StoreResult<std::collections::HashSet<String>>;
+
+    /// Queues events (JSON objects) for the tenant's webhook, in order, due now.
+    async fn enqueue_webhooks(&self, tenant: TenantId, events: &[String]) -> StoreResult<()>;
+    /// Up to `limit` queued events of the tenant due at `now`, oldest first.
+    async fn due_webhooks(
+        &self,
+        tenant: TenantId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Removes events the receiver acknowledged.
+    async fn ack_webhooks(&self, tenant: TenantId, ids: &[i64]) -> StoreResult<()>;
+    /// Counts a failed post of these events and makes them due again at `next`.
+    async fn retry_webhooks(
+        &self,
+        tenant: TenantId,
+        ids: &[i64],
+        next: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
     /// Drops the campaign's recipient and event tables (its personal data); the
     /// campaign row and its counters stay.

@@ -1,5 +1,6 @@
-//! What the tracking endpoints store: opens, clicks and unsubscribes, kept in the
-//! campaign's events table beside delivery outcomes (kind codes from 10 up, so
+//! What the tracking endpoints and the inbound listener store: opens, clicks,
+//! unsubscribes, asynchronous bounces and complaints, kept in the campaign's events
+//! table beside delivery outcomes (kind codes from 10 up, so
 //! `Store::events` keeps returning outcomes only), and the tenant's suppression list.
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,11 @@ pub enum TrackingKind {
     Opened = 10,
     Clicked = 11,
     Unsubscribed = 12,
+    /// A bounce that came back to the VERP address after the message was
+    /// accepted; the recipient's state stays as delivery left it.
+    Bounced = 13,
+    /// A spam complaint (ARF feedback report).
+    Complained = 14,
 }
 
 impl TrackingKind {
@@ -26,6 +32,8 @@ impl TrackingKind {
             10 => TrackingKind::Opened,
             11 => TrackingKind::Clicked,
             12 => TrackingKind::Unsubscribed,
+            13 => TrackingKind::Bounced,
+            14 => TrackingKind::Complained,
             _ => return None,
         })
     }
@@ -35,6 +43,8 @@ impl TrackingKind {
             TrackingKind::Opened => "opened",
             TrackingKind::Clicked => "clicked",
             TrackingKind::Unsubscribed => "unsubscribed",
+            TrackingKind::Bounced => "bounced",
+            TrackingKind::Complained => "complained",
         }
     }
 }
@@ -54,6 +64,18 @@ pub struct TrackingDetail {
     /// An image proxy or link scanner, not (necessarily) a person.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub machine: bool,
+    /// A bounce's enhanced status code (`5.1.1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// A bounce's class: `hard` or `soft`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// A bounce's diagnostic (the remote server's reply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostic: Option<String>,
+    /// A complaint's ARF feedback type (`abuse`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback_type: Option<String>,
 }
 
 /// One open, click or unsubscribe of one recipient.

@@ -3,9 +3,11 @@
 
 mod classify;
 pub mod links;
+mod settings;
 mod token;
 
 pub use classify::{Anonymization, is_image_proxy, is_link_scanner_delay};
+pub use settings::TenantTracking;
 pub use token::{SECRET_FILE, Token, TokenKey, TokenKeyError, TokenKind};
 
 use std::sync::Arc;

@@ -95,18 +95,12 @@ pub async fn tenant_settings_default_and_round_trip_per_tenant(store: &dyn Store
         store.tenant_settings(a).await.expect("defaults"),
         TenantSettings::default()
     );
-    let mut changed = TenantSettings::default();
-    if let Some((key, value)) = changed.entries().into_iter().next() {
-        // Whatever the first setting is, flip it to another valid value.
-        let other = match value {
-            serde_json::Value::Bool(v) => (!v).to_string(),
-            serde_json::Value::Number(n) => (n.as_i64().unwrap_or(0) + 1).to_string(),
-            _ => String::new(),
-        };
-        if let Ok(next) = changed.with_value(&key, &other) {
-            changed = next;
-        }
-    }
+    let changed = TenantSettings::default()
+        .with_value("retention.incoming", "3d")
+        .expect("a valid override")
+        .with_value("tracking.domain", "t.acme.example")
+        .expect("a valid domain");
+    assert_ne!(changed, TenantSettings::default());
     store.set_tenant_settings(a, &changed).await.expect("set");
     store
         .set_tenant_settings(a, &changed)

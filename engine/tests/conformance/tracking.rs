@@ -26,6 +26,7 @@ pub async fn tracking_events_are_recorded_in_batches_apart_from_outcomes(store: 
         link: Some(2),
         url: Some("https://shop.example/a".into()),
         machine: false,
+        ..TrackingDetail::default()
     };
     let events = [
         TrackingEvent {
@@ -44,6 +45,17 @@ pub async fn tracking_events_are_recorded_in_batches_apart_from_outcomes(store: 
             at,
         },
         TrackingEvent {
+            recipient: RecipientId(1),
+            kind: TrackingKind::Bounced,
+            detail: TrackingDetail {
+                status: Some("5.1.1".into()),
+                class: Some("hard".into()),
+                diagnostic: Some("550 5.1.1 user unknown".into()),
+                ..TrackingDetail::default()
+            },
+            at,
+        },
+        TrackingEvent {
             recipient: RecipientId(2),
             kind: TrackingKind::Unsubscribed,
             detail: TrackingDetail::default(),
@@ -55,12 +67,12 @@ pub async fn tracking_events_are_recorded_in_batches_apart_from_outcomes(store: 
         .await
         .expect("record");
 
-    assert_eq!(written, 3);
+    assert_eq!(written, 4);
     let first = store
         .tracking_events(tenant, campaign, RecipientId(1))
         .await
         .expect("read");
-    assert_eq!(first, events[..2].to_vec());
+    assert_eq!(first, events[..3].to_vec(), "an async bounce is an event");
     let outcomes = store
         .events(tenant, campaign, RecipientId(1))
         .await

@@ -105,7 +105,8 @@ async fn migrations_apply_once_even_when_two_processes_race() {
             "0004_idempotency".to_owned(),
             "0005_suppressions".to_owned(),
             "0006_audit_settings".to_owned(),
-            "0007_retention".to_owned()
+            "0007_retention".to_owned(),
+            "0009_webhook_outbox".to_owned(),
         ]
     );
 

@@ -140,6 +140,10 @@ impl Env {
             ("BROADSIDE_METRICS__LISTEN", String::new()),
             ("BROADSIDE_API__LISTEN", "127.0.0.1:0".to_owned()),
             ("BROADSIDE_EXCHANGE__SFTP_LISTEN", "127.0.0.1:0".to_owned()),
+            (
+                "BROADSIDE_TRACKING__INBOUND_LISTEN",
+                "127.0.0.1:0".to_owned(),
+            ),
             ("BROADSIDE_LOG__LEVEL", "warn".to_owned()),
         ]
         .into_iter()

@@ -49,6 +49,11 @@ const GLOBAL: &[Migration] = &[
         name: "0007_retention",
         sql: include_str!("migrations/0007_retention.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_webhook_outbox",
+        sql: include_str!("migrations/0009_webhook_outbox.sql"),
+    },
 ];
 
 /// Tenant migrations; `{{schema}}` stands for the tenant's schema.

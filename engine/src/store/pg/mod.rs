@@ -15,6 +15,7 @@ mod outcomes;
 mod recipients;
 mod sql;
 mod tracking;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -307,6 +308,32 @@ impl Store for PgStore {
         emails: &[String],
     ) -> StoreResult<std::collections::HashSet<String>> {
         tracking::suppressed_among(&*self.conn().await?, tenant, emails).await
+    }
+
+    async fn enqueue_webhooks(&self, tenant: TenantId, events: &[String]) -> StoreResult<()> {
+        webhooks::enqueue(&*self.conn().await?, tenant, events).await
+    }
+
+    async fn due_webhooks(
+        &self,
+        tenant: TenantId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::store::WebhookDelivery>> {
+        webhooks::due(&*self.conn().await?, tenant, now, limit).await
+    }
+
+    async fn ack_webhooks(&self, tenant: TenantId, ids: &[i64]) -> StoreResult<()> {
+        webhooks::ack(&*self.conn().await?, tenant, ids).await
+    }
+
+    async fn retry_webhooks(
+        &self,
+        tenant: TenantId,
+        ids: &[i64],
+        next: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        webhooks::retry(&*self.conn().await?, tenant, ids, next).await
     }
 
     async fn drop_campaign_data(&self, tenant: TenantId, campaign: CampaignId) -> StoreResult<()> {

@@ -50,6 +50,11 @@ pub(super) const GLOBAL: &[Migration] = &[
         sql: include_str!("migrations/global/0007_retention.sql"),
         step: None,
     },
+    Migration {
+        name: "0009_webhook_outbox",
+        sql: include_str!("migrations/global/0009_webhook_outbox.sql"),
+        step: None,
+    },
 ];
 
 pub(super) const TENANT: &[Migration] = &[

@@ -16,6 +16,7 @@ mod keys;
 mod migrations;
 mod recipients;
 mod tracking;
+mod webhooks;
 mod worker;
 
 use std::collections::HashMap;
@@ -530,6 +531,47 @@ impl Store for SqliteStore {
         self.inner
             .global
             .call(move |conn| tracking::suppressed_among(conn, tenant, &emails))
+            .await
+    }
+
+    async fn enqueue_webhooks(&self, tenant: TenantId, events: &[String]) -> StoreResult<()> {
+        let events = events.to_vec();
+        self.inner
+            .global
+            .call(move |conn| webhooks::enqueue(conn, tenant, &events))
+            .await
+    }
+
+    async fn due_webhooks(
+        &self,
+        tenant: TenantId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::store::WebhookDelivery>> {
+        self.inner
+            .global
+            .call(move |conn| webhooks::due(conn, tenant, now, limit))
+            .await
+    }
+
+    async fn ack_webhooks(&self, tenant: TenantId, ids: &[i64]) -> StoreResult<()> {
+        let ids = ids.to_vec();
+        self.inner
+            .global
+            .call(move |conn| webhooks::ack(conn, tenant, &ids))
+            .await
+    }
+
+    async fn retry_webhooks(
+        &self,
+        tenant: TenantId,
+        ids: &[i64],
+        next: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let ids = ids.to_vec();
+        self.inner
+            .global
+            .call(move |conn| webhooks::retry(conn, tenant, &ids, next))
             .await
     }
 

@@ -63,6 +63,11 @@ pub fn start(
         ("BROADSIDE_METRICS__LISTEN".into(), String::new()),
         ("BROADSIDE_API__LISTEN".into(), format!("127.0.0.1:{port}")),
         ("BROADSIDE_LOG__LEVEL".into(), "warn".into()),
+        // The inbound SMTP listener's default port may be taken.
+        (
+            "BROADSIDE_TRACKING__INBOUND_LISTEN".into(),
+            "127.0.0.1:0".into(),
+        ),
     ];
     match &db {
         Some(db) => {
