@@ -9,12 +9,14 @@
 //! due recipients and outcomes in `delivery`.
 
 mod audit;
+mod batches;
 mod campaigns;
 mod delivery;
 mod keys;
 mod tracking;
 
 pub use audit::*;
+pub use batches::*;
 pub use campaigns::*;
 pub use delivery::*;
 pub use keys::*;
@@ -65,6 +67,9 @@ macro_rules! conformance_tests {
             the_audit_log_keeps_entries_per_tenant_newest_first_in_pages,
             audit_entries_need_an_existing_tenant,
             tenant_settings_default_and_round_trip_per_tenant,
+            a_batch_is_created_running_with_its_rows_and_events,
+            a_claimed_key_creates_one_batch_and_replays_the_first,
+            a_batch_with_a_taken_name_or_no_tenant_creates_nothing,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

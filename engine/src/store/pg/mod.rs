@@ -13,6 +13,7 @@ mod migrate;
 mod outcomes;
 mod recipients;
 mod sql;
+mod submit;
 mod tracking;
 
 use std::str::FromStr;
@@ -24,10 +25,10 @@ use chrono::{DateTime, Utc};
 use self::manager::{PgManager, Pool};
 use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
 use crate::store::{
-    ApiKey, AuditEntry, AuditQuery, AuditRecord, Campaign, CampaignCounters, CampaignStatus, Event,
-    ExchangeAccount, IdempotencyRecord, ImportWriter, Outcome, Recipient, RecipientBatch,
-    RecordReport, Store, StoreError, StoreResult, Suppression, SuppressionReason, Tenant,
-    TrackingEvent,
+    ApiKey, AuditEntry, AuditQuery, AuditRecord, BatchCreated, Campaign, CampaignCounters,
+    CampaignStatus, Event, ExchangeAccount, IdempotencyClaim, IdempotencyRecord, ImportWriter,
+    NewBatch, Outcome, Recipient, RecipientBatch, RecordReport, Store, StoreError, StoreResult,
+    Suppression, SuppressionReason, Tenant, TrackingEvent,
 };
 use crate::tenant::TenantSettings;
 
@@ -188,6 +189,15 @@ impl Store for PgStore {
     ) -> StoreResult<()> {
         let mut conn = self.conn().await?;
         catalog::set_campaign_definition(&mut conn, tenant, id, definition).await
+    }
+
+    async fn create_batch(
+        &self,
+        tenant: TenantId,
+        batch: &NewBatch<'_>,
+        claim: Option<&IdempotencyClaim<'_>>,
+    ) -> StoreResult<BatchCreated> {
+        submit::create_batch(&self.pool, tenant, batch, claim).await
     }
 
     async fn begin_import(

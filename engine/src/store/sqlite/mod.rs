@@ -14,6 +14,7 @@ mod import;
 mod keys;
 mod migrations;
 mod recipients;
+mod submit;
 mod tracking;
 mod worker;
 
@@ -31,10 +32,10 @@ use self::convert::db_error;
 use self::worker::Worker;
 use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
 use crate::store::{
-    ApiKey, AuditEntry, AuditQuery, AuditRecord, Campaign, CampaignCounters, CampaignStatus, Event,
-    ExchangeAccount, IdempotencyRecord, ImportWriter, Outcome, Recipient, RecipientBatch,
-    RecordReport, Store, StoreError, StoreResult, Suppression, SuppressionReason, Tenant,
-    TrackingEvent,
+    ApiKey, AuditEntry, AuditQuery, AuditRecord, BatchCreated, Campaign, CampaignCounters,
+    CampaignStatus, Event, ExchangeAccount, IdempotencyClaim, IdempotencyRecord, ImportWriter,
+    NewBatch, Outcome, Recipient, RecipientBatch, RecordReport, Store, StoreError, StoreResult,
+    Suppression, SuppressionReason, Tenant, TrackingEvent,
 };
 use crate::tenant::TenantSettings;
 
@@ -363,6 +364,15 @@ impl Store for SqliteStore {
         worker
             .call(move |conn| catalog::set_definition(conn, tenant, id, &definition))
             .await
+    }
+
+    async fn create_batch(
+        &self,
+        tenant: TenantId,
+        batch: &NewBatch<'_>,
+        claim: Option<&IdempotencyClaim<'_>>,
+    ) -> StoreResult<BatchCreated> {
+        self.submit_batch(tenant, batch, claim).await
     }
 
     async fn begin_import(
