@@ -12,6 +12,7 @@ use engine::clock::Clock;
 use engine::config::Config;
 use engine::delivery::{DestinationLimits, DnsMode, LimitSettings, RouteTable, Router};
 use engine::dkim::{DkimKeyEntry, DkimKeys};
+use engine::model::{CampaignId, TenantId};
 use engine::smtp::{RetryPolicy, Timeouts};
 use engine::store::Store;
 use engine::tracking::TokenKey;
@@ -19,7 +20,9 @@ use engine::tracking::TokenKey;
 use crate::cpu_pool::CpuPool;
 use crate::delivery::{Delivery, DeliverySettings};
 use crate::dispatcher::DispatchSettings;
-use crate::supervisor::{Drain, EngineSettings, Reconcile, Root, TrackingTokens};
+use crate::supervisor::{
+    Drain, EngineSettings, Reconcile, ReconcileCampaign, Root, TrackingTokens,
+};
 use crate::telemetry::DomainLabels;
 use crate::tracking::TrackingSettings;
 
@@ -58,6 +61,12 @@ impl Runtime {
     /// Makes the tree look at the store now (after a launch, pause, …).
     pub fn reconcile(&self) {
         self.root.do_send(Reconcile);
+    }
+
+    /// Starts one just-launched campaign's dispatch now; waits while the
+    /// supervisors' mailboxes are full.
+    pub async fn launch(&self, tenant: TenantId, campaign: CampaignId) {
+        let _ = self.root.send(ReconcileCampaign { tenant, campaign }).await;
     }
 
     /// Stops dispatching and stores every buffered outcome.

@@ -69,6 +69,16 @@ impl Default for EngineSettings {
 #[rtype(result = "()")]
 pub struct Reconcile;
 
+/// Brings one campaign in line with the store now: what a batch submit asks
+/// after its launch, without re-reading every campaign of every tenant (which,
+/// with a batch per request, grows with every request).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReconcileCampaign {
+    pub tenant: TenantId,
+    pub campaign: CampaignId,
+}
+
 /// Stop dispatching and store every buffered outcome (shutdown).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -103,23 +113,33 @@ impl Root {
                 }
             };
             for tenant in tenants {
-                let supervisor = root.tenants.get(&tenant.id).map(|a| a.clone());
-                match supervisor {
-                    Some(addr) if addr.connected() => addr.do_send(Reconcile),
-                    _ => {
-                        let (store, delivery, settings) = (
-                            Arc::clone(&root.store),
-                            Arc::clone(&root.delivery),
-                            Arc::clone(&root.settings),
-                        );
-                        let addr = actix::Supervisor::start(move |_| {
-                            TenantSupervisor::new(tenant.id, store, delivery, settings)
-                        });
-                        root.tenants.insert(tenant.id, addr);
-                    }
+                // A supervisor started here reconciles when it starts.
+                if let (addr, false) = root.supervisor(tenant.id) {
+                    addr.do_send(Reconcile);
                 }
             }
         }));
+    }
+
+    /// The tenant's supervisor, started if there is none (or it died); `true`
+    /// when it was started by this call.
+    fn supervisor(&self, tenant: TenantId) -> (Addr<TenantSupervisor>, bool) {
+        let running = self.tenants.get(&tenant).map(|a| a.clone());
+        match running {
+            Some(addr) if addr.connected() => (addr, false),
+            _ => {
+                let (store, delivery, settings) = (
+                    Arc::clone(&self.store),
+                    Arc::clone(&self.delivery),
+                    Arc::clone(&self.settings),
+                );
+                let addr = actix::Supervisor::start(move |_| {
+                    TenantSupervisor::new(tenant, store, delivery, settings)
+                });
+                self.tenants.insert(tenant, addr.clone());
+                (addr, true)
+            }
+        }
     }
 }
 
@@ -139,6 +159,17 @@ impl Handler<Reconcile> for Root {
 
     fn handle(&mut self, _: Reconcile, ctx: &mut Self::Context) {
         self.reconcile(ctx);
+    }
+}
+
+impl Handler<ReconcileCampaign> for Root {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: ReconcileCampaign, _: &mut Self::Context) -> Self::Result {
+        let (supervisor, _) = self.supervisor(msg.tenant);
+        Box::pin(async move {
+            let _ = supervisor.send(msg).await;
+        })
     }
 }
 
@@ -332,6 +363,22 @@ impl Handler<Reconcile> for TenantSupervisor {
 
     fn handle(&mut self, _: Reconcile, ctx: &mut Self::Context) {
         self.reconcile(ctx);
+    }
+}
+
+impl Handler<ReconcileCampaign> for TenantSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReconcileCampaign, ctx: &mut Self::Context) {
+        let (store, tenant) = (Arc::clone(&self.store), self.tenant);
+        let read = async move { store.campaign(tenant, msg.campaign).await };
+        ctx.spawn(read.into_actor(self).map(|result, supervisor, ctx| match result {
+            Ok(Some(campaign)) => supervisor.apply(campaign, ctx),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(tenant = %supervisor.tenant, error = %err, "reading a campaign failed");
+            }
+        }));
     }
 }
 

@@ -9,6 +9,7 @@
 //! due recipients and outcomes in `delivery`.
 
 mod audit;
+mod batches;
 mod campaigns;
 mod delivery;
 mod exchange;
@@ -17,6 +18,7 @@ mod tracking;
 mod webhooks;
 
 pub use audit::*;
+pub use batches::*;
 pub use campaigns::*;
 pub use delivery::*;
 pub use exchange::*;
@@ -76,6 +78,9 @@ macro_rules! conformance_tests {
             import_sources_name_the_files_imported,
             purging_a_campaign_removes_its_personal_data_once_and_keeps_counters,
             exchange_accounts_are_listed_and_removed_per_tenant,
+            a_batch_is_created_running_with_its_rows_and_events,
+            a_claimed_key_creates_one_batch_and_replays_the_first,
+            a_batch_with_a_taken_name_or_no_tenant_creates_nothing,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -1,7 +1,8 @@
-//! Tenant isolation: tenant B's key with tenant A's campaign id gets 404 on every
-//! endpoint (never 403, so existence does not leak) and no byte of A's data.
+//! Tenant isolation: tenant B's key with tenant A's campaign id or export file
+//! name gets 404 on every endpoint (never 403, so existence does not leak) and
+//! no byte of A's data.
 
-use super::{CSV, TestApp, code, create_body};
+use super::{CSV, TestApp, code, create_body, exports::put_export};
 
 #[actix_web::test]
 async fn another_tenants_ids_are_not_found_on_every_endpoint() {
@@ -17,6 +18,12 @@ async fn another_tenants_ids_are_not_found_on_every_endpoint() {
         .json(&alpha, "PUT", &format!("{base}/recipients"), CSV.as_bytes())
         .await;
     assert_eq!(status, 200);
+    put_export(
+        &app,
+        "alpha",
+        "alpha-results.csv",
+        b"email\nsecret-export@acme.example\n",
+    );
     let endpoints: Vec<(&str, String, &[u8])> = vec![
         ("GET", base.clone(), b""),
         ("PUT", format!("{base}/recipients"), CSV.as_bytes()),
@@ -27,6 +34,12 @@ async fn another_tenants_ids_are_not_found_on_every_endpoint() {
         ("POST", format!("{base}/cancel"), b""),
         ("GET", format!("{base}/stats"), b""),
         ("GET", format!("{base}/recipients/ann@a.example"), b""),
+        ("GET", "/v1/exports/alpha-results.csv".to_owned(), b""),
+        (
+            "POST",
+            "/v1/exports/alpha-results.csv/url?expires=600".to_owned(),
+            b"",
+        ),
     ];
 
     for (method, path, body) in &endpoints {
@@ -43,6 +56,7 @@ async fn another_tenants_ids_are_not_found_on_every_endpoint() {
             "Ann",
             "first_name",
             "acme.example",
+            "secret-export",
         ] {
             // The recipient path names the address itself; the body must not.
             let echoed = path.contains(secret) && secret == "ann@a.example";
@@ -54,6 +68,8 @@ async fn another_tenants_ids_are_not_found_on_every_endpoint() {
     }
     let (_, listed) = app.json(&beta, "GET", "/v1/campaigns", b"").await;
     assert_eq!(listed["campaigns"], serde_json::json!([]));
+    let (_, exports) = app.json(&beta, "GET", "/v1/exports", b"").await;
+    assert_eq!(exports["files"], serde_json::json!([]), "{exports}");
     let (_, mine) = app.json(&alpha, "GET", &base, b"").await;
     assert_eq!(
         mine["status"], "draft",

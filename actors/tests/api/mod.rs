@@ -2,12 +2,14 @@
 //! (SQLite, or a fresh PostgreSQL database), the engine delivering to the SMTP
 //! sink on loopback, every request signed with Escher.
 
+mod exports;
 mod flows;
 mod isolation;
 mod messages;
 mod openapi;
 #[path = "../../../engine/tests/support/pg.rs"]
 mod pg;
+mod submit_safety;
 mod upload;
 
 use std::net::SocketAddr;
@@ -140,6 +142,11 @@ impl TestApp {
             key_id: new.key_id,
             secret: new.secret,
         }
+    }
+
+    /// The test database's URL when the app runs on PostgreSQL.
+    pub fn db_url(&self) -> Option<&str> {
+        self._db.as_ref().map(|db| db.url.as_str())
     }
 
     pub fn url(&self, path: &str) -> String {

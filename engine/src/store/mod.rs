@@ -13,6 +13,7 @@ mod error;
 mod exchange;
 pub mod pg;
 pub mod sqlite;
+mod submit;
 pub mod tracking;
 mod webhooks;
 
@@ -20,6 +21,7 @@ pub use audit::{AuditEntry, AuditQuery, AuditRecord};
 pub use batch::{RecipientBatch, RowRef};
 pub use error::StoreError;
 pub use exchange::{CampaignEvent, EventKind, ExportWatermark, ImportSource, PurgeReport};
+pub use submit::{BatchCreated, IdempotencyClaim, NewBatch};
 pub use tracking::{Suppression, SuppressionReason, TrackingDetail, TrackingEvent, TrackingKind};
 pub use webhooks::WebhookDelivery;
 
@@ -370,6 +372,18 @@ pub trait Store: Send + Sync + 'static {
         id: CampaignId,
         definition: &str,
     ) -> StoreResult<()>;
+
+    /// Creates a message batch whole and launches it: campaign, definition, rows
+    /// and `Running` status in one transaction, with `claim`'s key if given (on
+    /// PostgreSQL in the same transaction; on SQLite, whose keys live in the
+    /// global file, the batch stays a draft until the key is won and is deleted
+    /// if it is lost). A key already taken creates nothing: `Replayed`.
+    async fn create_batch(
+        &self,
+        tenant: TenantId,
+        batch: &NewBatch<'_>,
+        claim: Option<&IdempotencyClaim<'_>>,
+    ) -> StoreResult<BatchCreated>;
 
     /// Starts an import of rows with these personalization `columns`. Only a draft
     /// campaign can be imported into; an earlier import of it is replaced on commit.

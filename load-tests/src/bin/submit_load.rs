@@ -262,9 +262,10 @@ fn report(args: &Args, tallies: &[Tally], elapsed: Duration) {
         accepted as f64 / seconds
     );
     println!(
-        "latency   p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+        "latency   p50 {:.1} ms  p90 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
         pct(0.50),
         pct(0.90),
+        pct(0.95),
         pct(0.99),
         latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     );

@@ -1,6 +1,7 @@
 //! The recipients of a batch submit, judged one by one: a bad address, a data
 //! key the template does not use, or a variable without a value rejects that
-//! recipient only, with a reason, and the rest of the batch goes on.
+//! recipient only, with a reason, and the rest of the batch goes on; so does an
+//! address on the tenant's suppression list.
 
 use std::collections::HashSet;
 
@@ -39,7 +40,7 @@ pub struct Rejected {
     pub index: usize,
     pub email: String,
     /// Stable for programs: `invalid_address`, `duplicate_address`,
-    /// `unknown_variable`, `missing_data`, `invalid_value`.
+    /// `suppressed`, `unknown_variable`, `missing_data`, `invalid_value`.
     pub code: &'static str,
     pub reason: String,
 }
@@ -73,9 +74,14 @@ pub fn template_variables(definition: &CampaignDefinition) -> Result<Vec<String>
     )))
 }
 
-/// Judges every recipient against the template's `variables`; accepted rows get
-/// ids 1, 2, … in request order, their values in `variables` order.
-pub fn judge(recipients: &[Submitted], variables: &[String]) -> Judged {
+/// Judges every recipient against the template's `variables` and the tenant's
+/// `suppressed` addresses (normalized); accepted rows get ids 1, 2, … in request
+/// order, their values in `variables` order.
+pub fn judge(
+    recipients: &[Submitted],
+    variables: &[String],
+    suppressed: &HashSet<String>,
+) -> Judged {
     let mut judged = Judged {
         batch: RecipientBatch::with_capacity(variables.len(), recipients.len(), 64 * 1024),
         accepted: Vec::with_capacity(recipients.len()),
@@ -102,6 +108,11 @@ pub fn judge(recipients: &[Submitted], variables: &[String]) -> Judged {
         if !seen.insert(address.as_str().to_ascii_lowercase()) {
             let reason = "the address is already in this batch".to_owned();
             judged.rejected.push(reject("duplicate_address", reason));
+            continue;
+        }
+        if suppressed.contains(address.as_str()) {
+            let reason = "the address is on the suppression list".to_owned();
+            judged.rejected.push(reject("suppressed", reason));
             continue;
         }
         values.clear();
@@ -192,7 +203,7 @@ mod tests {
             ),
         ];
 
-        let judged = judge(&recipients, &variables);
+        let judged = judge(&recipients, &variables, &HashSet::new());
 
         assert_eq!(judged.accepted.len(), 1);
         assert_eq!(judged.batch.len(), 1);
@@ -207,6 +218,23 @@ mod tests {
                 (5, "invalid_value"),
             ]
         );
+    }
+
+    #[test]
+    fn a_suppressed_address_is_rejected_as_suppressed() {
+        let variables = vec!["n".to_owned()];
+        let recipients = vec![
+            recipient("ann@a.example", serde_json::json!({"n": 1})),
+            recipient("Bob@B.Example", serde_json::json!({"n": 2})),
+        ];
+        let suppressed = HashSet::from(["Bob@b.example".to_owned()]);
+
+        let judged = judge(&recipients, &variables, &suppressed);
+
+        assert_eq!(judged.accepted.len(), 1);
+        assert_eq!(judged.accepted[0].email, "ann@a.example");
+        let codes: Vec<_> = judged.rejected.iter().map(|r| (r.index, r.code)).collect();
+        assert_eq!(codes, [(1, "suppressed")]);
     }
 
     #[test]

@@ -1,20 +1,28 @@
 //! `POST /v1/messages` and `GET /v1/messages/{id}`: batch submit into the same
 //! pipeline as campaigns. Each batch becomes a campaign named `msg-<uuid>` (the
 //! prefix marks it; `POST /v1/campaigns` refuses it), its columns the template's
-//! variables, its rows loaded through the ordinary import writer and launched at
-//! once, so delivery, retries, tracking and retention treat it like any other.
+//! variables, so delivery, retries, tracking and retention treat it like any
+//! other. The store creates it whole — row, tables, recipients, launch and
+//! idempotency key in one transaction (`Store::create_batch`) — so a request
+//! that fails midway leaves nothing behind.
+//!
+//! Recipients on the tenant's suppression list are rejected with code
+//! `suppressed`, like any other recipient the batch cannot take.
 //!
 //! Retries are made safe by `Idempotency-Key`: the key, the body's SHA-256, the
-//! batch id and the response are kept (per tenant) once the rows are committed
-//! and before the launch; a retry with the same body gets that response, one
-//! with another body gets 422.
+//! batch id and the response are kept (per tenant) with the batch; a retry with
+//! the same body gets that response, one with another body gets 422.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use engine::model::{CampaignId, CampaignName, TenantId};
+use engine::model::{CampaignId, CampaignName, EmailAddress, TenantId};
 use engine::render::CampaignDefinition;
-use engine::store::{Campaign, CampaignStatus, IdempotencyRecord, ImportSummary};
+use engine::store::{
+    BatchCreated, Campaign, CampaignStatus, IdempotencyClaim, IdempotencyRecord, ImportSummary,
+    NewBatch,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -79,7 +87,8 @@ pub async fn submit(
         })?;
     let definition = definition(&state, tenant, &request).await?;
     let variables = batch::template_variables(&definition)?;
-    let judged = batch::judge(&request.recipients, &variables);
+    let suppressed = suppressed(&state, tenant, &request.recipients).await?;
+    let judged = batch::judge(&request.recipients, &variables, &suppressed);
     if judged.accepted.is_empty() {
         return Ok(HttpResponse::UnprocessableEntity().json(serde_json::json!({
             "error": { "code": "nothing_accepted", "message": "no recipient of the batch is valid" },
@@ -87,35 +96,71 @@ pub async fn submit(
             "rejected": judged.rejected,
         })));
     }
-    let id = load(&state, tenant, &definition, &variables, &judged).await?;
-    let response = serde_json::to_string(&SubmitResponse {
+    let definition =
+        serde_json::to_string(&definition).map_err(|e| V1Error::Internal(e.to_string()))?;
+    let name = format!("{BATCH_PREFIX}{}", uuid::Uuid::new_v4().simple());
+    let name = CampaignName::parse(&name).map_err(|e| V1Error::Internal(e.to_string()))?;
+    let summary = ImportSummary {
+        source: "POST /v1/messages".to_owned(),
+        rows_loaded: judged.accepted.len() as i64,
+        rows_rejected: judged.rejected.len() as i64,
+    };
+    let new = NewBatch {
+        name: &name,
+        definition: &definition,
+        columns: &variables,
+        rows: &judged.batch,
+        summary: &summary,
+    };
+    let respond = |id| response_body(id, &judged);
+    let claim = key.as_deref().map(|key| IdempotencyClaim {
+        key,
+        request_hash: &hash,
+        response: &respond,
+    });
+    match state
+        .store
+        .create_batch(tenant, &new, claim.as_ref())
+        .await?
+    {
+        BatchCreated::Replayed(record) => replay(record, &hash),
+        BatchCreated::Created { id, response } => {
+            // The batch is stored as running; the engine starts it now rather
+            // than at its next look at the store.
+            state.runtime.launch(tenant, id).await;
+            let body = response.unwrap_or_else(|| respond(id));
+            Ok(HttpResponse::Created()
+                .content_type("application/json")
+                .body(body))
+        }
+    }
+}
+
+/// The answer to a created batch, as sent and as kept under its key.
+fn response_body(id: CampaignId, judged: &Judged) -> String {
+    let response = SubmitResponse {
         id,
         status: CampaignStatus::Running,
         accepted: &judged.accepted,
         rejected: &judged.rejected,
-    })
-    .map_err(|e| V1Error::Internal(e.to_string()))?;
-    if let Some(key) = &key {
-        let record = IdempotencyRecord {
-            request_hash: hash.clone(),
-            batch: id,
-            response,
-        };
-        let kept = state
-            .store
-            .remember_idempotency(tenant, key, &record)
-            .await?;
-        if kept.batch != id {
-            // A concurrent request with this key committed first: ours never runs.
-            state
-                .store
-                .set_campaign_status(tenant, id, CampaignStatus::Cancelled)
-                .await?;
-            return replay(kept, &hash);
-        }
-        return launch(&state, tenant, id, record.response).await;
-    }
-    launch(&state, tenant, id, response).await
+    };
+    // Plain structs with string keys: serializing cannot fail.
+    serde_json::to_string(&response).unwrap_or_default()
+}
+
+/// Which of the batch's (valid) addresses are on the tenant's suppression list:
+/// one store call per request, like the dispatcher's one per batch.
+async fn suppressed(
+    state: &ApiState,
+    tenant: TenantId,
+    recipients: &[Submitted],
+) -> Result<HashSet<String>, V1Error> {
+    let emails: Vec<String> = recipients
+        .iter()
+        .filter_map(|r| EmailAddress::parse(&r.email).ok())
+        .map(EmailAddress::into_string)
+        .collect();
+    Ok(state.store.suppressed_among(tenant, &emails).await?)
 }
 
 /// The `Idempotency-Key` header, if any, checked for length and printability.
@@ -178,54 +223,6 @@ async fn definition(
             "give exactly one of `template` and `template_id`".into(),
         )),
     }
-}
-
-/// Creates the batch's campaign and commits its rows; not launched yet.
-async fn load(
-    state: &ApiState,
-    tenant: TenantId,
-    definition: &CampaignDefinition,
-    variables: &[String],
-    judged: &Judged,
-) -> Result<CampaignId, V1Error> {
-    let name = format!("{BATCH_PREFIX}{}", uuid::Uuid::new_v4().simple());
-    let name = CampaignName::parse(&name).map_err(|e| V1Error::Internal(e.to_string()))?;
-    let store = state.store.as_ref();
-    let campaign = store.create_campaign(tenant, &name).await?;
-    let json = serde_json::to_string(definition).map_err(|e| V1Error::Internal(e.to_string()))?;
-    store
-        .set_campaign_definition(tenant, campaign.id, &json)
-        .await?;
-    let mut writer = store.begin_import(tenant, campaign.id, variables).await?;
-    if let Err(e) = writer.write(&judged.batch).await {
-        let _ = writer.abort().await;
-        return Err(e.into());
-    }
-    let summary = ImportSummary {
-        source: "POST /v1/messages".to_owned(),
-        rows_loaded: judged.accepted.len() as i64,
-        rows_rejected: judged.rejected.len() as i64,
-    };
-    writer.commit(&summary).await?;
-    Ok(campaign.id)
-}
-
-/// The templates were compiled against exactly these columns, so the batch goes
-/// straight to `Running` and the engine is told at once.
-async fn launch(
-    state: &ApiState,
-    tenant: TenantId,
-    id: CampaignId,
-    response: String,
-) -> Result<HttpResponse, V1Error> {
-    state
-        .store
-        .set_campaign_status(tenant, id, CampaignStatus::Running)
-        .await?;
-    state.runtime.reconcile();
-    Ok(HttpResponse::Created()
-        .content_type("application/json")
-        .body(response))
 }
 
 /// `GET /v1/messages/{id}`: a batch's status and counters; campaigns that are

@@ -1,5 +1,5 @@
 //! Version 1 of the API: campaigns, recipient uploads, status changes,
-//! statistics and batch submits. Every route but the OpenAPI document
+//! statistics, batch submits, suppressions and export downloads. Every route but the OpenAPI document
 //! authenticates with Escher; the tenant is the key's.
 //!
 //! The routes are listed once, in [`register`], which both registers them with
@@ -7,6 +7,7 @@
 
 mod batch;
 mod campaigns;
+mod exports;
 mod imports;
 mod messages;
 pub mod openapi;
@@ -82,7 +83,10 @@ pub fn register<R: Router>(r: &mut R) {
         .add(M::GET, "/messages/{id}", messages::status)
         .add(M::GET, "/suppressions", suppressions::list)
         .add(M::POST, "/suppressions", suppressions::add)
-        .add(M::DELETE, "/suppressions/{email}", suppressions::remove);
+        .add(M::DELETE, "/suppressions/{email}", suppressions::remove)
+        .add(M::GET, "/exports", exports::list)
+        .add(M::POST, "/exports/{name}/url", exports::presign)
+        .add(M::GET, "/exports/{name}", exports::download);
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -129,6 +133,8 @@ pub enum V1Error {
     TooLarge { limit: u64 },
     #[error("{0} is not in the exchange folder incoming")]
     FileNotFound(String),
+    #[error("{0} is not in the exchange folder exports")]
+    ExportNotFound(String),
     #[error("the store is unavailable; try again")]
     Unavailable,
     #[error("internal error")]
@@ -144,6 +150,7 @@ impl V1Error {
             | V1Error::RecipientNotFound(_)
             | V1Error::MessageNotFound(_)
             | V1Error::FileNotFound(_)
+            | V1Error::ExportNotFound(_)
             | V1Error::NotSuppressed(_) => "not_found",
             V1Error::IdempotencyMismatch => "idempotency_key_reused",
             V1Error::RateLimited { .. } => "rate_limited",
@@ -194,6 +201,7 @@ impl ResponseError for V1Error {
             | V1Error::RecipientNotFound(_)
             | V1Error::MessageNotFound(_)
             | V1Error::FileNotFound(_)
+            | V1Error::ExportNotFound(_)
             | V1Error::NotSuppressed(_) => StatusCode::NOT_FOUND,
             V1Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             V1Error::Conflict(_) => StatusCode::CONFLICT,

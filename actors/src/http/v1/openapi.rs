@@ -117,7 +117,7 @@ const OPERATIONS: &[Operation] = &[
     op(
         "post",
         "/messages",
-        "Submit a batch of personalized messages (Idempotency-Key honoured; 429 with Retry-After past the tenant's rate)",
+        "Submit a batch of personalized messages (Idempotency-Key honoured; 429 with Retry-After past the tenant's rate). Each recipient is accepted or rejected with a code: invalid_address, duplicate_address, suppressed (on the tenant's suppression list), unknown_variable, missing_data, invalid_value",
         Some("SubmitMessages"),
         ("201", "Accepted and rejected recipients"),
     ),
@@ -148,6 +148,27 @@ const OPERATIONS: &[Operation] = &[
         "Remove an address from the suppression list",
         None,
         ("204", "Removed"),
+    ),
+    op(
+        "get",
+        "/exports",
+        "The files of the tenant's exchange `exports` folder",
+        None,
+        ("200", "Files with name, size and modification time"),
+    ),
+    op(
+        "post",
+        "/exports/{name}/url",
+        "A pre-signed download URL for an export; `?expires=S` (1 to 604800 s, default 86400) sets its validity",
+        None,
+        ("200", "The URL and when it expires"),
+    ),
+    op(
+        "get",
+        "/exports/{name}",
+        "Download an export, authenticated by a pre-signed URL's query (no Authorization header) or a signed request",
+        None,
+        ("200", "The file's bytes"),
     ),
 ];
 

@@ -6,7 +6,9 @@ use tokio_postgres::{Client, Row};
 
 use super::sql;
 use crate::model::{CampaignId, TenantId};
-use crate::store::{ApiKey, ExchangeAccount, IdempotencyRecord, StoreError, StoreResult};
+use crate::store::{
+    ApiKey, ExchangeAccount, IdempotencyClaim, IdempotencyRecord, StoreError, StoreResult,
+};
 
 const KEY_COLUMNS: &str = "key_id, tenant_id, created_at, revoked_at";
 
@@ -198,4 +200,26 @@ pub(crate) async fn remember_idempotency(
     idempotency_record(client, tenant, key)
         .await?
         .ok_or_else(|| StoreError::Unavailable("the idempotency key vanished".into()))
+}
+
+/// Takes `claim.key` for batch `id` inside the batch's transaction; `false` when
+/// the key is already taken. A racing transaction holding the same key makes
+/// this insert wait for it, so of two racers exactly one commits a batch.
+pub(crate) async fn claim_idempotency(
+    tx: &tokio_postgres::Transaction<'_>,
+    tenant: TenantId,
+    claim: &IdempotencyClaim<'_>,
+    id: CampaignId,
+    response: &str,
+) -> StoreResult<bool> {
+    let inserted = tx
+        .execute(
+            "INSERT INTO broadside.idempotency_keys
+                 (tenant_id, key, request_hash, batch_id, response)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[&tenant.0, &claim.key, &claim.request_hash, &id.0, &response],
+        )
+        .await
+        .map_err(sql::db_error)?;
+    Ok(inserted == 1)
 }

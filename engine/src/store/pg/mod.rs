@@ -14,6 +14,7 @@ mod migrate;
 mod outcomes;
 mod recipients;
 mod sql;
+mod submit;
 mod tracking;
 mod webhooks;
 
@@ -26,10 +27,11 @@ use chrono::{DateTime, Utc};
 use self::manager::{PgManager, Pool};
 use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
 use crate::store::{
-    ApiKey, AuditEntry, AuditQuery, AuditRecord, Campaign, CampaignCounters, CampaignEvent,
-    CampaignStatus, Event, ExchangeAccount, ExportWatermark, IdempotencyRecord, ImportSource,
-    ImportWriter, Outcome, PurgeReport, Recipient, RecipientBatch, RecordReport, Store, StoreError,
-    StoreResult, Suppression, SuppressionReason, Tenant, TrackingEvent,
+    ApiKey, AuditEntry, AuditQuery, AuditRecord, BatchCreated, Campaign, CampaignCounters,
+    CampaignEvent, CampaignStatus, Event, ExchangeAccount, ExportWatermark, IdempotencyClaim,
+    IdempotencyRecord, ImportSource, ImportWriter, NewBatch, Outcome, PurgeReport, Recipient,
+    RecipientBatch, RecordReport, Store, StoreError, StoreResult, Suppression, SuppressionReason,
+    Tenant, TrackingEvent,
 };
 use crate::tenant::TenantSettings;
 
@@ -198,6 +200,15 @@ impl Store for PgStore {
     ) -> StoreResult<()> {
         let mut conn = self.conn().await?;
         catalog::set_campaign_definition(&mut conn, tenant, id, definition).await
+    }
+
+    async fn create_batch(
+        &self,
+        tenant: TenantId,
+        batch: &NewBatch<'_>,
+        claim: Option<&IdempotencyClaim<'_>>,
+    ) -> StoreResult<BatchCreated> {
+        submit::create_batch(&self.pool, tenant, batch, claim).await
     }
 
     async fn begin_import(

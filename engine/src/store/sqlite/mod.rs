@@ -15,6 +15,7 @@ mod import;
 mod keys;
 mod migrations;
 mod recipients;
+mod submit;
 mod tracking;
 mod webhooks;
 mod worker;
@@ -33,10 +34,11 @@ use self::convert::db_error;
 use self::worker::Worker;
 use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
 use crate::store::{
-    ApiKey, AuditEntry, AuditQuery, AuditRecord, Campaign, CampaignCounters, CampaignEvent,
-    CampaignStatus, Event, ExchangeAccount, ExportWatermark, IdempotencyRecord, ImportSource,
-    ImportWriter, Outcome, PurgeReport, Recipient, RecipientBatch, RecordReport, Store, StoreError,
-    StoreResult, Suppression, SuppressionReason, Tenant, TrackingEvent,
+    ApiKey, AuditEntry, AuditQuery, AuditRecord, BatchCreated, Campaign, CampaignCounters,
+    CampaignEvent, CampaignStatus, Event, ExchangeAccount, ExportWatermark, IdempotencyClaim,
+    IdempotencyRecord, ImportSource, ImportWriter, NewBatch, Outcome, PurgeReport, Recipient,
+    RecipientBatch, RecordReport, Store, StoreError, StoreResult, Suppression, SuppressionReason,
+    Tenant, TrackingEvent,
 };
 use crate::tenant::TenantSettings;
 
@@ -380,6 +382,15 @@ impl Store for SqliteStore {
         worker
             .call(move |conn| catalog::set_definition(conn, tenant, id, &definition))
             .await
+    }
+
+    async fn create_batch(
+        &self,
+        tenant: TenantId,
+        batch: &NewBatch<'_>,
+        claim: Option<&IdempotencyClaim<'_>>,
+    ) -> StoreResult<BatchCreated> {
+        self.submit_batch(tenant, batch, claim).await
     }
 
     async fn begin_import(
