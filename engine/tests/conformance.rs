@@ -12,12 +12,14 @@ mod audit;
 mod campaigns;
 mod delivery;
 mod keys;
+mod pgp;
 mod tracking;
 
 pub use audit::*;
 pub use campaigns::*;
 pub use delivery::*;
 pub use keys::*;
+pub use pgp::*;
 pub use tracking::*;
 
 use chrono::{TimeZone, Utc};
@@ -65,6 +67,8 @@ macro_rules! conformance_tests {
             the_audit_log_keeps_entries_per_tenant_newest_first_in_pages,
             audit_entries_need_an_existing_tenant,
             tenant_settings_default_and_round_trip_per_tenant,
+            a_tenant_pgp_key_is_stored_once_per_tenant,
+            a_customer_pgp_key_is_set_replaced_and_removed_apart_from_the_own_key,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use engine::auth::keys::MasterKey;
 use engine::config::Config;
+use engine::exchange::pgp::TenantKeys;
 use engine::exchange::{OpenWrites, TenantFolders, Verdict, Watcher};
 use engine::import::ImportOptions;
 use engine::store::{Store, Tenant};
@@ -51,7 +53,9 @@ pub async fn start(
             .create()
             .with_context(|| format!("creating {}", folders.root().display()))?;
     }
-    let watcher = Watcher::new(writes.clone());
+    let master = MasterKey::configured_or_file(config.api.master_key.expose(), &config.data_dir)
+        .context("api.master_key")?;
+    let watcher = Watcher::new(writes.clone()).with_pgp(TenantKeys::new(master));
     let options = ImportOptions::from(&config.import);
     let interval = config.exchange.scan_interval.as_std();
     let mut tasks = vec![tokio::spawn(watch(

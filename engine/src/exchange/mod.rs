@@ -5,6 +5,7 @@
 mod account;
 mod control;
 mod path;
+pub mod pgp;
 mod writes;
 
 pub use account::{hash_password, key_lines, verify_password};

@@ -1,5 +1,5 @@
 //! Version 1 of the API: campaigns, recipient uploads, status changes,
-//! statistics and batch submits. Every route but the OpenAPI document
+//! statistics, batch submits and the tenant's PGP key. Every route but the OpenAPI document
 //! authenticates with Escher; the tenant is the key's.
 //!
 //! The routes are listed once, in [`register`], which both registers them with
@@ -10,6 +10,7 @@ mod campaigns;
 mod imports;
 mod messages;
 pub mod openapi;
+mod pgp_key;
 mod suppressions;
 mod upload;
 
@@ -82,7 +83,8 @@ pub fn register<R: Router>(r: &mut R) {
         .add(M::GET, "/messages/{id}", messages::status)
         .add(M::GET, "/suppressions", suppressions::list)
         .add(M::POST, "/suppressions", suppressions::add)
-        .add(M::DELETE, "/suppressions/{email}", suppressions::remove);
+        .add(M::DELETE, "/suppressions/{email}", suppressions::remove)
+        .add(M::GET, "/pgp-key", pgp_key::public_key);
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

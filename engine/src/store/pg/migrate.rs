@@ -44,6 +44,11 @@ const GLOBAL: &[Migration] = &[
         name: "0006_audit_settings",
         sql: include_str!("migrations/0006_audit_settings.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_pgp_keys",
+        sql: include_str!("migrations/0008_pgp_keys.sql"),
+    },
 ];
 
 /// Tenant migrations; `{{schema}}` stands for the tenant's schema.

@@ -11,6 +11,7 @@ mod keys;
 mod manager;
 mod migrate;
 mod outcomes;
+mod pgp;
 mod recipients;
 mod sql;
 mod tracking;
@@ -25,9 +26,9 @@ use self::manager::{PgManager, Pool};
 use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
 use crate::store::{
     ApiKey, AuditEntry, AuditQuery, AuditRecord, Campaign, CampaignCounters, CampaignStatus, Event,
-    ExchangeAccount, IdempotencyRecord, ImportWriter, Outcome, Recipient, RecipientBatch,
-    RecordReport, Store, StoreError, StoreResult, Suppression, SuppressionReason, Tenant,
-    TrackingEvent,
+    ExchangeAccount, IdempotencyRecord, ImportWriter, Outcome, PgpKeyRecord, Recipient,
+    RecipientBatch, RecordReport, Store, StoreError, StoreResult, Suppression, SuppressionReason,
+    Tenant, TrackingEvent,
 };
 use crate::tenant::TenantSettings;
 
@@ -315,6 +316,23 @@ impl Store for PgStore {
         settings: &TenantSettings,
     ) -> StoreResult<()> {
         audit::set_settings(&*self.conn().await?, tenant, settings).await
+    }
+
+    async fn pgp_keys(&self, tenant: TenantId) -> StoreResult<PgpKeyRecord> {
+        pgp::keys(&*self.conn().await?, tenant).await
+    }
+
+    async fn init_pgp_key(
+        &self,
+        tenant: TenantId,
+        sealed_secret: &[u8],
+        public_key: &str,
+    ) -> StoreResult<bool> {
+        pgp::init_key(&*self.conn().await?, tenant, sealed_secret, public_key).await
+    }
+
+    async fn set_customer_pgp_key(&self, tenant: TenantId, key: Option<&str>) -> StoreResult<()> {
+        pgp::set_customer_key(&*self.conn().await?, tenant, key).await
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> StoreResult<i64> {

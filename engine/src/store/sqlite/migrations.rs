@@ -45,6 +45,11 @@ pub(super) const GLOBAL: &[Migration] = &[
         sql: include_str!("migrations/global/0006_audit_settings.sql"),
         step: None,
     },
+    Migration {
+        name: "0008_pgp_keys",
+        sql: include_str!("migrations/global/0008_pgp_keys.sql"),
+        step: None,
+    },
 ];
 
 pub(super) const TENANT: &[Migration] = &[
