@@ -6,10 +6,12 @@ use std::io::{self, BufReader, Read, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use pgp::composed::{ArmorOptions, Message, MessageBuilder, SignedSecretKey};
+use pgp::composed::{
+    ArmorOptions, DecryptionOptions, Message, MessageBuilder, SignedSecretKey, TheRing,
+};
 use pgp::crypto::sym::SymmetricKeyAlgorithm;
 use pgp::errors::Error as PgpCrateError;
-use pgp::types::{CompressionAlgorithm, KeyDetails, Password};
+use pgp::types::{CompressionAlgorithm, KeyDetails, Password, Seipdv1ReadMode};
 use pgp_rand::OsRng;
 
 use super::{CustomerKey, PgpError};
@@ -25,6 +27,13 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 /// returns its plaintext as a reader. Only the session key is decrypted here;
 /// the data is decrypted (and decompressed) as it is read, so a damaged file may
 /// also fail later, as a read error that [`PlainReader::is_decrypt_error`] names.
+///
+/// SEIPD v1 is read in rPGP's streaming mode: its default reads the whole
+/// message into memory to check the MDC before releasing any plaintext (peak RSS
+/// grew by the file's size). Streaming releases plaintext before the integrity
+/// check at the end, which is safe here because an import commits nothing until
+/// its source has been read to the end without error: a tampered file fails
+/// there and is refused as a whole.
 pub fn decrypting_reader<R>(source: R, key: &SignedSecretKey) -> Result<PlainReader, PgpError>
 where
     R: Read + Send + fmt::Debug + 'static,
@@ -37,15 +46,20 @@ where
             "the file is OpenPGP but not encrypted".into(),
         ));
     }
-    let mut message = message
-        .decrypt(&Password::empty(), key)
-        .map_err(|e| match e {
-            PgpCrateError::MissingKey => PgpError::Decrypt(format!(
-                "the file is not encrypted to this tenant's key {:X}",
-                key.fingerprint()
-            )),
-            e => PgpError::Decrypt(e.to_string()),
-        })?;
+    let password = Password::empty();
+    let ring = TheRing {
+        secret_keys: vec![key],
+        key_passwords: vec![&password],
+        decrypt_options: DecryptionOptions::new().set_seipdv1_read_mode(Seipdv1ReadMode::Streaming),
+        ..Default::default()
+    };
+    let (mut message, _) = message.decrypt_the_ring(ring, true).map_err(|e| match e {
+        PgpCrateError::MissingKey => PgpError::Decrypt(format!(
+            "the file is not encrypted to this tenant's key {:X}",
+            key.fingerprint()
+        )),
+        e => PgpError::Decrypt(e.to_string()),
+    })?;
     if message.is_compressed() {
         message = message
             .decompress()

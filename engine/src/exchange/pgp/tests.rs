@@ -82,10 +82,19 @@ fn plaintext_and_damaged_messages_fail_with_a_reason() {
     let not_pgp = decrypt(b"email\na@example.com\n".to_vec(), &key).expect_err("plain");
     assert!(not_pgp.contains("cannot decrypt"), "{not_pgp}");
 
-    let mut message = encrypt(&sample(100_000), &as_customer_key(&key), false);
-    message.truncate(message.len() / 2);
-    let truncated = decrypt(message, &key).expect_err("truncated");
+    let message = encrypt(&sample(100_000), &as_customer_key(&key), false);
+    let mut cut = message.clone();
+    cut.truncate(message.len() / 2);
+    let truncated = decrypt(cut, &key).expect_err("truncated");
     assert!(truncated.contains("cannot decrypt"), "{truncated}");
+
+    // Streaming releases plaintext before the integrity check; the check at the
+    // end must still fail the read.
+    let mut tampered = message;
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 0x01;
+    let altered = decrypt(tampered, &key).expect_err("tampered");
+    assert!(altered.contains("cannot decrypt"), "{altered}");
 }
 
 #[test]
