@@ -6,5 +6,6 @@ mod cli;
 mod crash;
 mod exchange;
 mod metrics;
+mod pgp;
 mod pipeline;
 mod tracking;

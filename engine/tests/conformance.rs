@@ -14,6 +14,7 @@ mod campaigns;
 mod delivery;
 mod exchange;
 mod keys;
+mod pgp;
 mod tracking;
 mod webhooks;
 
@@ -23,6 +24,7 @@ pub use campaigns::*;
 pub use delivery::*;
 pub use exchange::*;
 pub use keys::*;
+pub use pgp::*;
 pub use tracking::*;
 pub use webhooks::*;
 
@@ -81,6 +83,8 @@ macro_rules! conformance_tests {
             a_batch_is_created_running_with_its_rows_and_events,
             a_claimed_key_creates_one_batch_and_replays_the_first,
             a_batch_with_a_taken_name_or_no_tenant_creates_nothing,
+            a_tenant_pgp_key_is_stored_once_per_tenant,
+            a_customer_pgp_key_is_set_replaced_and_removed_apart_from_the_own_key,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -145,6 +145,7 @@ async fn migrate_reports_what_it_applied_and_tenant_files_are_migrated_on_creati
             "global/0005_suppressions",
             "global/0006_audit_settings",
             "global/0007_retention",
+            "global/0008_pgp_keys",
             "global/0009_webhook_outbox",
         ]
     );

@@ -9,7 +9,10 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use chrono::Utc;
 use clap::Subcommand;
+use engine::auth::keys::MasterKey;
 use engine::config::Config;
+use engine::exchange::export::ExportFilter;
+use engine::exchange::pgp::{PgpExportFilter, TenantKeys};
 use engine::exchange::{Folder, TenantFolders, export_tenant, hash_password, key_lines};
 use engine::model::TenantName;
 use engine::store::{AuditRecord, ExchangeAccount, Store, Tenant};
@@ -122,7 +125,13 @@ async fn export(config: &Config, tenant: &TenantName) -> anyhow::Result<ExitCode
     folders
         .create()
         .with_context(|| format!("creating {}", folders.root().display()))?;
-    let results = export_tenant(store.as_ref(), &found, &folders, None).await?;
+    let master = MasterKey::configured_or_file(config.api.master_key.expose(), &config.data_dir)
+        .context("api.master_key")?;
+    let filter = PgpExportFilter::for_tenant(&TenantKeys::new(master), store.as_ref(), found.id)
+        .await
+        .context("the customer's PGP key")?;
+    let filter = filter.as_ref().map(|f| f as &dyn ExportFilter);
+    let results = export_tenant(store.as_ref(), &found, &folders, filter).await?;
     let mut failed = false;
     for result in &results {
         match result {

@@ -1,14 +1,19 @@
 //! `broadside import`: loads a recipient CSV into a campaign through the same
 //! pipeline the file exchange and the API use, with a progress bar and a summary.
+//! A file named `*.pgp`, `*.gpg` or `*.asc` is decrypted with the tenant's PGP
+//! key while it is read, as in the file exchange.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
+use engine::auth::keys::MasterKey;
 use engine::config::Config;
+use engine::exchange::pgp::{self, TenantKeys};
 use engine::import::{ImportOptions, ImportProgress, import_csv};
 use engine::model::{CampaignName, TenantName};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,7 +32,8 @@ pub struct ImportArgs {
     /// <import.reports_dir>/<file name>.errors.csv).
     #[arg(long, value_name = "PATH")]
     report: Option<PathBuf>,
-    /// The CSV file: a header row, one column holding the address.
+    /// The CSV file: a header row, one column holding the address. Encrypted
+    /// to the tenant's PGP key when it ends in .pgp, .gpg or .asc.
     file: PathBuf,
 }
 
@@ -47,6 +53,19 @@ pub async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> 
     let file =
         File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let file_name = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let (source, size): (Box<dyn Read + Send>, _) =
+        match pgp::is_encrypted_name(file_name.as_deref().unwrap_or_default()) {
+            false => (Box::new(file), Some(size)),
+            // The plaintext's size is unknown until the end.
+            true => (
+                Box::new(decrypt(config, store.as_ref(), tenant.id, file).await?),
+                None,
+            ),
+        };
     let report = match args.report {
         Some(path) => path,
         None => {
@@ -73,7 +92,7 @@ pub async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> 
         store.as_ref(),
         tenant.id,
         campaign.id,
-        file,
+        source,
         &source_name,
         &report,
         &options,
@@ -114,8 +133,23 @@ pub async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> 
     }
 }
 
-fn progress_bar(size: u64) -> ProgressBar {
-    let bar = ProgressBar::new(size);
+async fn decrypt(
+    config: &Config,
+    store: &dyn engine::store::Store,
+    tenant: engine::model::TenantId,
+    file: File,
+) -> anyhow::Result<pgp::PlainReader> {
+    let master = MasterKey::configured_or_file(config.api.master_key.expose(), &config.data_dir)
+        .context("api.master_key")?;
+    let key = TenantKeys::new(master).secret_key(store, tenant).await?;
+    Ok(pgp::decrypting_reader(file, &key)?)
+}
+
+fn progress_bar(size: Option<u64>) -> ProgressBar {
+    let bar = match size {
+        Some(size) => ProgressBar::new(size),
+        None => ProgressBar::no_length(),
+    };
     let style = ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}",
     )

@@ -6,6 +6,7 @@ mod demo;
 mod exchange;
 mod import;
 mod key;
+mod pgp;
 mod serve;
 mod suppression;
 mod tenant;
@@ -53,6 +54,10 @@ pub enum Command {
     /// The file exchange: SFTP accounts, response-data exports.
     #[command(subcommand)]
     Exchange(exchange::ExchangeCommand),
+    /// A tenant's PGP keys: its own (for encrypted imports) and the customer's
+    /// (for encrypted exports); encrypt a file.
+    #[command(subcommand)]
+    Pgp(pgp::PgpCommand),
     /// Manage the tenant's suppression list: list, add, remove.
     #[command(subcommand)]
     Suppression(suppression::SuppressionCommand),
@@ -95,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Campaign(command) => campaign::run(&config, command).await,
             Command::Key(command) => key::run(&config, command).await,
             Command::Exchange(command) => exchange::run(&config, command).await,
+            Command::Pgp(command) => pgp::run(&config, command).await,
             Command::Suppression(command) => suppression::run(&config, command).await,
             Command::Audit(command) => audit::run(&config, command).await,
         }

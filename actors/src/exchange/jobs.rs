@@ -10,6 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use engine::clock::Clock;
 use engine::config::{Config, RetentionConfig};
+use engine::exchange::export::ExportFilter;
+use engine::exchange::pgp::{PgpExportFilter, TenantKeys};
 use engine::exchange::{OpenWrites, RetentionPolicy, TenantFolders, export_tenant, run_retention};
 use engine::model::TenantId;
 use engine::store::{Store, StoreError, Tenant};
@@ -37,6 +39,9 @@ pub struct Jobs {
     pub maintenance_interval: Duration,
     /// `exchange.retention`: the limits of tenants that set none.
     pub retention: RetentionConfig,
+    /// Opens tenants' PGP records: exports of a tenant with a customer key are
+    /// encrypted to it.
+    pub keys: Option<TenantKeys>,
 }
 
 impl Jobs {
@@ -55,7 +60,14 @@ impl Jobs {
             export_interval: not_spinning(config.exchange.export_interval),
             maintenance_interval: not_spinning(config.exchange.maintenance_interval),
             retention: config.exchange.retention.clone(),
+            keys: None,
         }
+    }
+
+    /// Encrypts exports of tenants that set a customer PGP key.
+    pub fn with_pgp(mut self, keys: TenantKeys) -> Self {
+        self.keys = Some(keys);
+        self
     }
 
     /// Starts both loops; aborting the handles stops them. An export or
@@ -81,7 +93,13 @@ impl Jobs {
                         let due = *next.entry(tenant.id).or_insert(now);
                         let wait = if due <= now {
                             let interval = self.export_interval_of(&tenant).await;
-                            export_one(self.store.as_ref(), &self.root, &tenant).await;
+                            export_one(
+                                self.store.as_ref(),
+                                &self.root,
+                                &tenant,
+                                self.keys.as_ref(),
+                            )
+                            .await;
                             next.insert(tenant.id, now + chrono_of(interval));
                             interval
                         } else {
@@ -161,13 +179,30 @@ fn chrono_of(duration: Duration) -> chrono::Duration {
 }
 
 /// Exports one tenant, logging what happened.
-async fn export_one(store: &dyn Store, root: &Path, tenant: &Tenant) -> Vec<String> {
+async fn export_one(
+    store: &dyn Store,
+    root: &Path,
+    tenant: &Tenant,
+    keys: Option<&TenantKeys>,
+) -> Vec<String> {
     let folders = TenantFolders::new(root, &tenant.name);
     if let Err(e) = folders.create() {
         tracing::warn!(tenant = %tenant.name, error = %e, "exports: tenant folders");
         return Vec::new();
     }
-    let results = match export_tenant(store, tenant, &folders, None).await {
+    let filter = match keys {
+        Some(keys) => match PgpExportFilter::for_tenant(keys, store, tenant.id).await {
+            Ok(filter) => filter,
+            Err(e) => {
+                // Never fall back to plaintext for a tenant that asked for encryption.
+                tracing::warn!(tenant = %tenant.name, error = %e, "exports: customer PGP key unusable; export skipped");
+                return Vec::new();
+            }
+        },
+        None => None,
+    };
+    let filter = filter.as_ref().map(|f| f as &dyn ExportFilter);
+    let results = match export_tenant(store, tenant, &folders, filter).await {
         Ok(results) => results,
         Err(StoreError::UnknownTenant(_)) => return Vec::new(),
         Err(e) => {

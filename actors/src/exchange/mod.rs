@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use engine::auth::keys::MasterKey;
 use engine::config::Config;
+use engine::exchange::pgp::TenantKeys;
 use engine::exchange::{OpenWrites, TenantFolders, Verdict, Watcher};
 use engine::import::ImportOptions;
 use engine::store::{Store, Tenant};
@@ -55,7 +57,10 @@ pub async fn start(
             .create()
             .with_context(|| format!("creating {}", folders.root().display()))?;
     }
-    let watcher = Watcher::new(writes.clone());
+    let master = MasterKey::configured_or_file(config.api.master_key.expose(), &config.data_dir)
+        .context("api.master_key")?;
+    let keys = TenantKeys::new(master);
+    let watcher = Watcher::new(writes.clone()).with_pgp(keys.clone());
     let options = ImportOptions::from(&config.import);
     let interval = config.exchange.scan_interval.as_std();
     let mut tasks = vec![tokio::spawn(watch(
@@ -66,7 +71,11 @@ pub async fn start(
         interval,
     ))];
     let clock = Arc::new(engine::clock::SystemClock);
-    tasks.extend(Jobs::new(config, store.clone(), writes.clone(), clock).spawn());
+    tasks.extend(
+        Jobs::new(config, store.clone(), writes.clone(), clock)
+            .with_pgp(keys)
+            .spawn(),
+    );
     let mut sftp_addr = None;
     if !config.exchange.sftp_listen.is_empty() {
         let key = load_or_create_host_key(&config.host_key_path())?;

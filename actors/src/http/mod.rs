@@ -53,6 +53,8 @@ pub struct ApiState {
     pub exchange_root: PathBuf,
     /// Files SFTP clients still write: not importable yet.
     pub exchange_writes: engine::exchange::OpenWrites,
+    /// The tenants' PGP keys: decrypting imports, serving the public key.
+    pub pgp: engine::exchange::pgp::TenantKeys,
     /// Per-tenant submit rate of `POST /v1/messages`.
     pub limiter: SubmitLimiter,
     /// The unauthenticated `/t` endpoints.
@@ -77,6 +79,7 @@ impl ApiState {
                 config,
                 Arc::clone(&store),
             )?),
+            pgp: engine::exchange::pgp::TenantKeys::new(master.clone()),
             keys: KeyCache::new(Arc::clone(&store), master, api.key_cache_ttl.as_std()),
             store,
             runtime,

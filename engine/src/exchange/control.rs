@@ -2,15 +2,20 @@
 //! `name.csv.ctl` is there and the file has stopped changing; then it moves to
 //! `finished` or `invalids` (with `name.errors.csv`) and the control file goes.
 //!
+//! Files named `*.pgp`, `*.gpg` or `*.asc` are decrypted with the tenant's key
+//! as they are parsed (see `exchange::pgp`); they keep their encrypted form in
+//! `finished`, and one that cannot be decrypted goes to `invalids` with the reason.
+//!
 //! The moves happen only after the import committed, and an import replaces a
 //! draft campaign's rows, so a crash anywhere leaves the file importable again
 //! and a re-import adds no duplicate recipients.
 
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::pgp::{self, PgpError, PlainReader, TenantKeys};
 use super::{Folder, OpenWrites, TenantFolders, check_file_name};
 use crate::import::{ImportError, ImportOptions, ImportOutcome, import_csv};
 use crate::model::{CampaignId, CampaignName};
@@ -63,10 +68,14 @@ pub enum ExchangeError {
     Import(ImportError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The tenant's key cannot be used (a master key problem, not the file's).
+    #[error(transparent)]
+    Pgp(PgpError),
 }
 
 /// The campaign name a file name implies: `Spring Sale.csv` → `spring-sale`.
 pub fn slug_for(file: &str) -> Option<CampaignName> {
+    let file = pgp::plain_name(file);
     let stem = file.strip_suffix(".csv").unwrap_or(file);
     let mut slug = String::new();
     for c in stem.chars() {
@@ -89,6 +98,7 @@ enum Staged {
 
 /// Imports `incoming/<file>` into `target` and settles it. The API's entry
 /// point; the watcher calls it once a control file and a stable file agree.
+/// Without `keys`, encrypted files are refused.
 pub async fn import_named(
     store: &dyn Store,
     tenant: &Tenant,
@@ -96,8 +106,9 @@ pub async fn import_named(
     file: &str,
     target: ImportTarget,
     options: &ImportOptions,
+    keys: Option<&TenantKeys>,
 ) -> Result<FileImport, ExchangeError> {
-    let staged = import_step(store, tenant, folders, file, target, options).await?;
+    let staged = import_step(store, tenant, folders, file, target, options, keys).await?;
     settle(folders, file, staged)
 }
 
@@ -110,6 +121,7 @@ async fn import_step(
     file: &str,
     target: ImportTarget,
     options: &ImportOptions,
+    keys: Option<&TenantKeys>,
 ) -> Result<Staged, ExchangeError> {
     let name = check_file_name(file).map_err(|_| ExchangeError::NotFound(file.to_owned()))?;
     let path = folders.folder(Folder::Incoming).join(name);
@@ -117,6 +129,13 @@ async fn import_step(
         io::ErrorKind::NotFound => ExchangeError::NotFound(file.to_owned()),
         _ => ExchangeError::Io(e),
     })?;
+    let source: Box<dyn Read + Send> = match pgp::is_encrypted_name(file) {
+        false => Box::new(source),
+        true => match decrypt(store, tenant, keys, source).await? {
+            Ok(plain) => Box::new(plain),
+            Err(reason) => return Ok(Staged::Refused(None, reason)),
+        },
+    };
     let campaign = match campaign_for(store, tenant, target).await {
         Ok(id) => id,
         Err(StoreError::UnknownCampaign { .. }) => {
@@ -143,8 +162,41 @@ async fn import_step(
         Err(ImportError::Store(
             e @ (StoreError::WrongStatus { .. } | StoreError::UnknownCampaign { .. }),
         )) => Ok(Staged::Refused(Some(campaign), e.to_string())),
+        // A damaged or tampered encrypted file: no retry will read it.
+        Err(e @ ImportError::Read { .. }) if is_decrypt_failure(&e) => {
+            Ok(Staged::Refused(Some(campaign), e.to_string()))
+        }
         Err(e) => Err(ExchangeError::Import(e)),
     }
+}
+
+fn is_decrypt_failure(error: &ImportError) -> bool {
+    matches!(error, ImportError::Read { source, .. } if PlainReader::is_decrypt_error(source))
+}
+
+/// The plaintext of an encrypted upload, or why the file cannot be read (which
+/// refuses it). Errors are what a retry may cure: the store, the master key.
+async fn decrypt(
+    store: &dyn Store,
+    tenant: &Tenant,
+    keys: Option<&TenantKeys>,
+    source: std::fs::File,
+) -> Result<Result<PlainReader, String>, ExchangeError> {
+    let Some(keys) = keys else {
+        return Ok(Err("encrypted files cannot be imported this way".into()));
+    };
+    let key = match keys.secret_key(store, tenant.id).await {
+        Ok(key) => key,
+        Err(PgpError::Store(e)) => return Err(e.into()),
+        Err(e @ PgpError::Sealed(_)) => return Err(ExchangeError::Pgp(e)),
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    // Reading the first packets and unwrapping the session key is file I/O and
+    // public-key work: off the async threads.
+    tokio::task::spawn_blocking(move || pgp::decrypting_reader(source, &key))
+        .await
+        .map_err(|e| ExchangeError::Io(io::Error::other(e)))
+        .map(|opened| opened.map_err(|e| e.to_string()))
 }
 
 async fn campaign_for(
@@ -184,7 +236,9 @@ fn open_regular(path: &Path) -> io::Result<std::fs::File> {
     Ok(file)
 }
 
+/// `list.csv` and `list.csv.gpg` both report in `list.errors.csv`.
 fn report_name(file: &str) -> String {
+    let file = pgp::plain_name(file);
     format!("{}.errors.csv", file.strip_suffix(".csv").unwrap_or(file))
 }
 
@@ -274,6 +328,8 @@ pub struct Watcher {
     seen: HashMap<PathBuf, Stamp>,
     /// Files an SFTP client still has open for writing.
     writes: OpenWrites,
+    /// Decrypts encrypted uploads; without it they are refused.
+    keys: Option<TenantKeys>,
 }
 
 impl Watcher {
@@ -281,7 +337,14 @@ impl Watcher {
         Self {
             seen: HashMap::new(),
             writes,
+            keys: None,
         }
+    }
+
+    /// Imports encrypted uploads too, decrypting them with the tenants' keys.
+    pub fn with_pgp(mut self, keys: TenantKeys) -> Self {
+        self.keys = Some(keys);
+        self
     }
 
     /// One scan of one tenant: imports each file whose control file is present
@@ -303,7 +366,8 @@ impl Watcher {
                     continue;
                 }
             };
-            results.push(import_named(store, tenant, folders, &file, target, options).await);
+            let keys = self.keys.as_ref();
+            results.push(import_named(store, tenant, folders, &file, target, options, keys).await);
         }
         results
     }

@@ -152,6 +152,7 @@ async fn a_crash_between_commit_and_move_reimports_without_duplicates() {
         "again.csv",
         target,
         &options,
+        None,
     );
     assert!(matches!(staged.await, Ok(Staged::Done(..))));
     assert!(exists(&s.folders, Folder::Incoming, "again.csv.ctl"));

@@ -6,6 +6,7 @@ mod account;
 mod control;
 pub mod export;
 mod path;
+pub mod pgp;
 pub mod retention;
 mod writes;
 

@@ -37,6 +37,19 @@ use crate::tenant::TenantSettings;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A tenant's OpenPGP material as stored (see `exchange::pgp`, which makes and
+/// checks it); every part is absent until first set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PgpKeyRecord {
+    /// The tenant's secret key (armored), sealed with the master key: a copy of
+    /// the database alone decrypts no customer file.
+    pub sealed_secret: Option<Vec<u8>>,
+    /// The tenant's public key (armored), which customers encrypt imports to.
+    pub public_key: Option<String>,
+    /// The customer's public key (armored), which exports are encrypted to.
+    pub customer_key: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Tenant {
     pub id: TenantId,
@@ -552,6 +565,20 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         settings: &TenantSettings,
     ) -> StoreResult<()>;
+
+    /// The tenant's OpenPGP keys; all absent until first use (`UnknownTenant`
+    /// for a missing tenant).
+    async fn pgp_keys(&self, tenant: TenantId) -> StoreResult<PgpKeyRecord>;
+    /// Stores the tenant's key pair unless it has one; returns whether it did, so
+    /// two processes generating one at once both end up using the first.
+    async fn init_pgp_key(
+        &self,
+        tenant: TenantId,
+        sealed_secret: &[u8],
+        public_key: &str,
+    ) -> StoreResult<bool>;
+    /// Sets, or with `None` removes, the customer's public key.
+    async fn set_customer_pgp_key(&self, tenant: TenantId, key: Option<&str>) -> StoreResult<()>;
 
     /// Appends to the audit log; returns the entry's id. The log cannot be
     /// changed or shortened afterwards.

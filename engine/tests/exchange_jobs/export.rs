@@ -328,3 +328,54 @@ async fn an_export_filter_wraps_the_stream_and_names_the_file() {
          spring,person1@mail1.example,delivered,2026-11-01T10:00:00.000Z,250 ok\n-----END-----\n"
     );
 }
+
+#[tokio::test]
+async fn an_export_to_a_customer_key_decrypts_to_the_plain_csv() {
+    use engine::exchange::pgp::{
+        CustomerKey, PgpExportFilter, decrypting_reader, generate_secret_key,
+    };
+    use std::io::Read as _;
+
+    let fx = Fixture::sqlite().await.unwrap();
+    let tenant = fx.tenant("acme").await;
+    let campaign = fx.campaign(&tenant, "spring", &emails(2)).await;
+    let folders = fx.folders(&tenant);
+    let delivered = outcome(
+        2,
+        RecipientState::Delivered,
+        "250 ok",
+        "2026-11-01T10:00:00Z",
+    );
+    fx.store
+        .record_outcomes(tenant.id, campaign, &[delivered])
+        .await
+        .unwrap();
+    // The customer's key pair; Broadside only ever sees the public half.
+    let customer = generate_secret_key(&tenant.name).unwrap();
+    let public = pgp::composed::SignedPublicKey::from(customer.clone())
+        .to_armored_string(Default::default())
+        .unwrap();
+    let filter = PgpExportFilter::new(CustomerKey::parse(public.as_bytes()).unwrap());
+
+    let written = export_tenant(fx.store.as_ref(), &tenant, &folders, Some(&filter))
+        .await
+        .unwrap();
+
+    assert_eq!(written[0].as_ref().unwrap().file, "spring.1-1.csv.gpg");
+    let path = folders.folder(Folder::Exports).join("spring.1-1.csv.gpg");
+    let sealed = std::fs::read(&path).unwrap();
+    assert!(
+        !sealed.windows(b"person2@".len()).any(|w| w == b"person2@"),
+        "no address in clear in the encrypted file"
+    );
+    let mut plain = String::new();
+    decrypting_reader(std::fs::File::open(&path).unwrap(), &customer)
+        .unwrap()
+        .read_to_string(&mut plain)
+        .unwrap();
+    assert_eq!(
+        plain,
+        "campaign,recipient,event,time,detail\n\
+         spring,person2@mail2.example,delivered,2026-11-01T10:00:00.000Z,250 ok\n"
+    );
+}

@@ -228,7 +228,7 @@ async fn import(
         ..ImportOptions::default()
     };
     let target = ImportTarget::Name(CampaignName::parse(campaign).unwrap());
-    import_named(store, tenant, folders, file, target, &options)
+    import_named(store, tenant, folders, file, target, &options, None)
         .await
         .unwrap();
 }

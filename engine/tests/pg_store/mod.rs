@@ -106,6 +106,7 @@ async fn migrations_apply_once_even_when_two_processes_race() {
             "0005_suppressions".to_owned(),
             "0006_audit_settings".to_owned(),
             "0007_retention".to_owned(),
+            "0008_pgp_keys".to_owned(),
             "0009_webhook_outbox".to_owned(),
         ]
     );

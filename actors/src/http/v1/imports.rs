@@ -85,6 +85,7 @@ pub async fn import_file(
         &request.file,
         target,
         &state.import,
+        Some(&state.pgp),
     )
     .await
     .map_err(|e| match e {

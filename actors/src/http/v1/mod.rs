@@ -1,5 +1,5 @@
 //! Version 1 of the API: campaigns, recipient uploads, status changes,
-//! statistics, batch submits, suppressions and export downloads. Every route but the OpenAPI document
+//! statistics, batch submits, suppressions, export downloads and the tenant's PGP key. Every route but the OpenAPI document
 //! authenticates with Escher; the tenant is the key's.
 //!
 //! The routes are listed once, in [`register`], which both registers them with
@@ -11,6 +11,7 @@ mod exports;
 mod imports;
 mod messages;
 pub mod openapi;
+mod pgp_key;
 mod suppressions;
 mod upload;
 
@@ -86,7 +87,8 @@ pub fn register<R: Router>(r: &mut R) {
         .add(M::DELETE, "/suppressions/{email}", suppressions::remove)
         .add(M::GET, "/exports", exports::list)
         .add(M::POST, "/exports/{name}/url", exports::presign)
-        .add(M::GET, "/exports/{name}", exports::download);
+        .add(M::GET, "/exports/{name}", exports::download)
+        .add(M::GET, "/pgp-key", pgp_key::public_key);
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -170,6 +170,13 @@ const OPERATIONS: &[Operation] = &[
         None,
         ("200", "The file's bytes"),
     ),
+    op(
+        "get",
+        "/pgp-key",
+        "The tenant's public PGP key (armored) to encrypt uploads to; created on first request",
+        None,
+        ("200", "`public_key` (ASCII armor) and `fingerprint`"),
+    ),
 ];
 
 /// (method, path) of every documented operation, upper-case method.

@@ -50,6 +50,11 @@ const GLOBAL: &[Migration] = &[
         sql: include_str!("migrations/0007_retention.sql"),
     },
     Migration {
+        version: 8,
+        name: "0008_pgp_keys",
+        sql: include_str!("migrations/0008_pgp_keys.sql"),
+    },
+    Migration {
         version: 9,
         name: "0009_webhook_outbox",
         sql: include_str!("migrations/0009_webhook_outbox.sql"),

@@ -12,6 +12,7 @@ mod keys;
 mod manager;
 mod migrate;
 mod outcomes;
+mod pgp;
 mod recipients;
 mod sql;
 mod submit;
@@ -29,9 +30,9 @@ use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId
 use crate::store::{
     ApiKey, AuditEntry, AuditQuery, AuditRecord, BatchCreated, Campaign, CampaignCounters,
     CampaignEvent, CampaignStatus, Event, ExchangeAccount, ExportWatermark, IdempotencyClaim,
-    IdempotencyRecord, ImportSource, ImportWriter, NewBatch, Outcome, PurgeReport, Recipient,
-    RecipientBatch, RecordReport, Store, StoreError, StoreResult, Suppression, SuppressionReason,
-    Tenant, TrackingEvent,
+    IdempotencyRecord, ImportSource, ImportWriter, NewBatch, Outcome, PgpKeyRecord, PurgeReport,
+    Recipient, RecipientBatch, RecordReport, Store, StoreError, StoreResult, Suppression,
+    SuppressionReason, Tenant, TrackingEvent,
 };
 use crate::tenant::TenantSettings;
 
@@ -417,6 +418,23 @@ impl Store for PgStore {
         settings: &TenantSettings,
     ) -> StoreResult<()> {
         audit::set_settings(&*self.conn().await?, tenant, settings).await
+    }
+
+    async fn pgp_keys(&self, tenant: TenantId) -> StoreResult<PgpKeyRecord> {
+        pgp::keys(&*self.conn().await?, tenant).await
+    }
+
+    async fn init_pgp_key(
+        &self,
+        tenant: TenantId,
+        sealed_secret: &[u8],
+        public_key: &str,
+    ) -> StoreResult<bool> {
+        pgp::init_key(&*self.conn().await?, tenant, sealed_secret, public_key).await
+    }
+
+    async fn set_customer_pgp_key(&self, tenant: TenantId, key: Option<&str>) -> StoreResult<()> {
+        pgp::set_customer_key(&*self.conn().await?, tenant, key).await
     }
 
     async fn append_audit(&self, record: &AuditRecord) -> StoreResult<i64> {

@@ -51,6 +51,11 @@ pub(super) const GLOBAL: &[Migration] = &[
         step: None,
     },
     Migration {
+        name: "0008_pgp_keys",
+        sql: include_str!("migrations/global/0008_pgp_keys.sql"),
+        step: None,
+    },
+    Migration {
         name: "0009_webhook_outbox",
         sql: include_str!("migrations/global/0009_webhook_outbox.sql"),
         step: None,

@@ -14,6 +14,7 @@ mod exchange;
 mod import;
 mod keys;
 mod migrations;
+mod pgp;
 mod recipients;
 mod submit;
 mod tracking;
@@ -36,9 +37,9 @@ use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId
 use crate::store::{
     ApiKey, AuditEntry, AuditQuery, AuditRecord, BatchCreated, Campaign, CampaignCounters,
     CampaignEvent, CampaignStatus, Event, ExchangeAccount, ExportWatermark, IdempotencyClaim,
-    IdempotencyRecord, ImportSource, ImportWriter, NewBatch, Outcome, PurgeReport, Recipient,
-    RecipientBatch, RecordReport, Store, StoreError, StoreResult, Suppression, SuppressionReason,
-    Tenant, TrackingEvent,
+    IdempotencyRecord, ImportSource, ImportWriter, NewBatch, Outcome, PgpKeyRecord, PurgeReport,
+    Recipient, RecipientBatch, RecordReport, Store, StoreError, StoreResult, Suppression,
+    SuppressionReason, Tenant, TrackingEvent,
 };
 use crate::tenant::TenantSettings;
 
@@ -702,6 +703,34 @@ impl Store for SqliteStore {
         self.inner
             .global
             .call(move |conn| audit::set_settings(conn, tenant, &settings))
+            .await
+    }
+
+    async fn pgp_keys(&self, tenant: TenantId) -> StoreResult<PgpKeyRecord> {
+        self.inner
+            .global
+            .call(move |conn| pgp::keys(conn, tenant))
+            .await
+    }
+
+    async fn init_pgp_key(
+        &self,
+        tenant: TenantId,
+        sealed_secret: &[u8],
+        public_key: &str,
+    ) -> StoreResult<bool> {
+        let (sealed, public) = (sealed_secret.to_vec(), public_key.to_owned());
+        self.inner
+            .global
+            .call(move |conn| pgp::init_key(conn, tenant, &sealed, &public))
+            .await
+    }
+
+    async fn set_customer_pgp_key(&self, tenant: TenantId, key: Option<&str>) -> StoreResult<()> {
+        let key = key.map(str::to_owned);
+        self.inner
+            .global
+            .call(move |conn| pgp::set_customer_key(conn, tenant, key.as_deref()))
             .await
     }
 
