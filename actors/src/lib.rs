@@ -11,6 +11,7 @@ pub mod http;
 pub mod in_flight;
 pub mod run;
 pub mod runtime;
+pub mod sms;
 pub mod supervisor;
 pub mod telemetry;
 pub mod tracking;

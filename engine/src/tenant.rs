@@ -13,7 +13,9 @@ use serde_json::Value;
 /// `broadside tenant settings --set` is an error instead of a silent no-op.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct TenantSettings {}
+pub struct TenantSettings {
+    pub security: crate::auth::SecuritySettings,
+}
 
 /// Why a settings change was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

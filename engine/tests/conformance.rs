@@ -12,13 +12,17 @@ mod audit;
 mod campaigns;
 mod delivery;
 mod keys;
+mod login;
 mod tracking;
+mod users;
 
 pub use audit::*;
 pub use campaigns::*;
 pub use delivery::*;
 pub use keys::*;
+pub use login::*;
 pub use tracking::*;
+pub use users::*;
 
 use chrono::{TimeZone, Utc};
 use engine::model::{
@@ -65,6 +69,21 @@ macro_rules! conformance_tests {
             the_audit_log_keeps_entries_per_tenant_newest_first_in_pages,
             audit_entries_need_an_existing_tenant,
             tenant_settings_default_and_round_trip_per_tenant,
+            users_are_unique_found_by_name_and_listed_per_tenant,
+            a_user_update_from_a_stale_read_is_refused,
+            sessions_are_found_until_they_expire_and_can_be_ended,
+            wrong_passwords_lock_the_account_until_the_delay_or_an_admin,
+            failures_outside_the_lockout_window_do_not_add_up,
+            an_sms_code_works_once,
+            an_sms_code_expires_after_its_ttl,
+            three_wrong_codes_end_the_login,
+            login_attempts_are_limited_per_user_and_per_address,
+            sms_codes_sent_are_limited_per_user,
+            a_totp_code_works_once_and_recovery_codes_once_each,
+            a_password_cannot_repeat_the_last_ones,
+            an_old_password_must_be_changed_at_login,
+            the_ip_allowlist_refuses_or_demands_a_second_factor,
+            every_login_step_is_audited,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -142,7 +142,9 @@ async fn migrate_reports_what_it_applied_and_tenant_files_are_migrated_on_creati
             "global/0002_api_keys",
             "global/0003_exchange_accounts",
             "global/0004_idempotency",
-            "global/0005_suppressions"
+            "global/0005_suppressions",
+            "global/0006_audit_settings",
+            "global/0010_users_sessions"
         ]
     );
     let tenant = store

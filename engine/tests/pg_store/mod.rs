@@ -103,7 +103,9 @@ async fn migrations_apply_once_even_when_two_processes_race() {
             "0002_api_keys".to_owned(),
             "0003_exchange_accounts".to_owned(),
             "0004_idempotency".to_owned(),
-            "0005_suppressions".to_owned()
+            "0005_suppressions".to_owned(),
+            "0006_audit_settings".to_owned(),
+            "0010_users_sessions".to_owned()
         ]
     );
 

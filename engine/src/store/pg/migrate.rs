@@ -44,6 +44,11 @@ const GLOBAL: &[Migration] = &[
         name: "0006_audit_settings",
         sql: include_str!("migrations/0006_audit_settings.sql"),
     },
+    Migration {
+        version: 10,
+        name: "0010_users_sessions",
+        sql: include_str!("migrations/0010_users_sessions.sql"),
+    },
 ];
 
 /// Tenant migrations; `{{schema}}` stands for the tenant's schema.
