@@ -7,4 +7,5 @@ mod crash;
 mod exchange;
 mod metrics;
 mod pipeline;
+mod sms;
 mod tracking;

@@ -2,6 +2,7 @@
 //! serve` and the tests alike ([`Application::build`] binds, possibly port 0),
 //! unauthenticated health checks, and the Escher-signed, versioned routes.
 
+mod allowlist;
 mod auth;
 mod error;
 pub mod keys;
@@ -57,6 +58,8 @@ pub struct ApiState {
     pub limiter: SubmitLimiter,
     /// The unauthenticated `/t` endpoints.
     pub tracking: web::Data<tracking::TrackingEndpoints>,
+    /// Tenants' IP allowlists for signed requests.
+    pub allowlist: allowlist::AllowlistCache,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -78,6 +81,10 @@ impl ApiState {
                 Arc::clone(&store),
             )?),
             keys: KeyCache::new(Arc::clone(&store), master, api.key_cache_ttl.as_std()),
+            allowlist: allowlist::AllowlistCache::new(
+                Arc::clone(&store),
+                api.key_cache_ttl.as_std(),
+            ),
             store,
             runtime,
             escher: api.escher(),

@@ -2,6 +2,7 @@
 //! (SQLite, or a fresh PostgreSQL database), the engine delivering to the SMTP
 //! sink on loopback, every request signed with Escher.
 
+mod allowlist;
 mod flows;
 mod isolation;
 mod messages;
