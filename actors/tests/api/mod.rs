@@ -10,6 +10,7 @@ mod openapi;
 #[path = "../../../engine/tests/support/pg.rs"]
 mod pg;
 mod upload;
+mod webapp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
