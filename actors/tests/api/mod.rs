@@ -3,6 +3,7 @@
 //! sink on loopback, every request signed with Escher.
 
 mod allowlist;
+mod browser;
 mod flows;
 mod isolation;
 mod messages;
