@@ -12,6 +12,7 @@ pub mod in_flight;
 pub mod inbound;
 pub mod run;
 pub mod runtime;
+pub mod sms;
 pub mod supervisor;
 pub mod telemetry;
 pub mod tracking;

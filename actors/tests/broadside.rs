@@ -8,4 +8,5 @@ mod exchange;
 mod metrics;
 mod pgp;
 mod pipeline;
+mod sms;
 mod tracking;

@@ -227,3 +227,96 @@ fn key_and_tenant_changes_are_in_the_audit_log_and_unknown_settings_are_refused(
         .expect("secret printed");
     assert!(!stdout(&log).contains(&secret));
 }
+
+fn broadside_with_stdin(data_dir: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_broadside"))
+        .args(args)
+        .env("BROADSIDE_DATA_DIR", data_dir.join("data"))
+        .env("BROADSIDE_STORE__BACKEND", "sqlite")
+        .env_remove("BROADSIDE_CONFIG")
+        .current_dir(data_dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("broadside runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("broadside ends")
+}
+
+#[test]
+fn users_are_added_listed_locked_unlocked_and_reset_with_every_change_audited() {
+    let dir = TempDir::new().expect("tempdir");
+    broadside(dir.path(), &["tenant", "create", "acme"]);
+    let weak = broadside_with_stdin(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "alice",
+            "--tenant",
+            "acme",
+            "--password-stdin",
+        ],
+        "password123\n",
+    );
+    assert!(!weak.status.success(), "a weak password is refused");
+    assert!(stderr(&weak).contains("at least 12"), "{}", stderr(&weak));
+
+    let added = broadside_with_stdin(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "alice",
+            "--tenant",
+            "acme",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        "correct horse battery\n",
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let generated = broadside(dir.path(), &["user", "add", "root", "--operator"]);
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    assert!(
+        stdout(&generated).contains("password = "),
+        "{}",
+        stdout(&generated)
+    );
+
+    for args in [
+        &["user", "lock", "alice"][..],
+        &["user", "unlock", "alice"],
+        &["user", "reset-2fa", "alice"],
+    ] {
+        let out = broadside(dir.path(), args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    let listed = stdout(&broadside(
+        dir.path(),
+        &["user", "list", "--tenant", "acme"],
+    ));
+    assert!(
+        listed.contains("alice") && listed.contains("admin"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("root"),
+        "operators are listed apart: {listed}"
+    );
+    let operators = stdout(&broadside(dir.path(), &["user", "list", "--operators"]));
+    assert!(operators.contains("root"), "{operators}");
+
+    let audit = stdout(&broadside(dir.path(), &["audit", "list"]));
+    for action in ["user.create", "user.lock", "user.unlock", "user.reset_2fa"] {
+        assert!(audit.contains(action), "{action} missing from:\n{audit}");
+    }
+}

@@ -20,6 +20,7 @@ pub struct TenantSettings {
     pub exports: crate::exchange::ExportSettings,
     /// Tracking and bounce domains.
     pub tracking: crate::tracking::TenantTracking,
+    pub security: crate::auth::SecuritySettings,
 }
 
 /// Why a settings change was refused.

@@ -14,8 +14,10 @@ mod campaigns;
 mod delivery;
 mod exchange;
 mod keys;
+mod login;
 mod pgp;
 mod tracking;
+mod users;
 mod webhooks;
 
 pub use audit::*;
@@ -24,8 +26,10 @@ pub use campaigns::*;
 pub use delivery::*;
 pub use exchange::*;
 pub use keys::*;
+pub use login::*;
 pub use pgp::*;
 pub use tracking::*;
+pub use users::*;
 pub use webhooks::*;
 
 use chrono::{TimeZone, Utc};
@@ -85,6 +89,21 @@ macro_rules! conformance_tests {
             a_batch_with_a_taken_name_or_no_tenant_creates_nothing,
             a_tenant_pgp_key_is_stored_once_per_tenant,
             a_customer_pgp_key_is_set_replaced_and_removed_apart_from_the_own_key,
+            users_are_unique_found_by_name_and_listed_per_tenant,
+            a_user_update_from_a_stale_read_is_refused,
+            sessions_are_found_until_they_expire_and_can_be_ended,
+            wrong_passwords_lock_the_account_until_the_delay_or_an_admin,
+            failures_outside_the_lockout_window_do_not_add_up,
+            an_sms_code_works_once,
+            an_sms_code_expires_after_its_ttl,
+            three_wrong_codes_end_the_login,
+            login_attempts_are_limited_per_user_and_per_address,
+            sms_codes_sent_are_limited_per_user,
+            a_totp_code_works_once_and_recovery_codes_once_each,
+            a_password_cannot_repeat_the_last_ones,
+            an_old_password_must_be_changed_at_login,
+            the_ip_allowlist_refuses_or_demands_a_second_factor,
+            every_login_step_is_audited,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

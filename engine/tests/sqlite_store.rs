@@ -147,6 +147,7 @@ async fn migrate_reports_what_it_applied_and_tenant_files_are_migrated_on_creati
             "global/0007_retention",
             "global/0008_pgp_keys",
             "global/0009_webhook_outbox",
+            "global/0010_users_sessions",
         ]
     );
     let tenant = store

@@ -10,6 +10,7 @@ mod pgp;
 mod serve;
 mod suppression;
 mod tenant;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,9 @@ pub enum Command {
     /// Manage the tenant's suppression list: list, add, remove.
     #[command(subcommand)]
     Suppression(suppression::SuppressionCommand),
+    /// Manage web users: add, list, lock, unlock, reset-2fa.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Read the audit log: logins, changes to users, keys and settings, deletions.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -103,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Pgp(command) => pgp::run(&config, command).await,
             Command::Suppression(command) => suppression::run(&config, command).await,
             Command::Audit(command) => audit::run(&config, command).await,
+            Command::User(command) => user::run(&config, command).await,
         }
     })
 }

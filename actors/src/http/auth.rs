@@ -32,6 +32,8 @@ pub enum AuthError {
     TooLarge { limit: u64 },
     #[error("cannot read the request body: {0}")]
     Read(String),
+    #[error("requests from this address are not allowed for this tenant")]
+    IpNotAllowed,
     #[error("the key store is unavailable; try again")]
     Unavailable(#[from] StoreError),
 }
@@ -42,6 +44,7 @@ impl ResponseError for AuthError {
             AuthError::Escher(_) => StatusCode::UNAUTHORIZED,
             AuthError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AuthError::Read(_) => StatusCode::BAD_REQUEST,
+            AuthError::IpNotAllowed => StatusCode::FORBIDDEN,
             AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -51,6 +54,7 @@ impl ResponseError for AuthError {
             AuthError::Escher(e) => e.code(),
             AuthError::TooLarge { .. } => "too_large",
             AuthError::Read(_) => "unreadable_body",
+            AuthError::IpNotAllowed => "ip_not_allowed",
             AuthError::Unavailable(e) => {
                 tracing::warn!(error = %e, "API key lookup failed");
                 "unavailable"
@@ -62,6 +66,8 @@ impl ResponseError for AuthError {
 
 /// The request line and headers as Escher sees them; the body comes separately.
 pub struct SignedParts {
+    /// The client's address, for the tenant's IP allowlist.
+    peer: Option<std::net::IpAddr>,
     method: String,
     url: String,
     headers: Vec<(String, String)>,
@@ -82,6 +88,7 @@ impl SignedParts {
             })
             .collect();
         Self {
+            peer: req.peer_addr().map(|a| a.ip()),
             method: req.method().as_str().to_owned(),
             url,
             headers,
@@ -109,6 +116,9 @@ pub async fn claimed_key(
         .lookup(&claimed.key_id)
         .await?
         .ok_or(EscherError::InvalidKey)?;
+    if !state.allowlist.api_allowed(key.tenant, parts.peer).await? {
+        return Err(AuthError::IpNotAllowed);
+    }
     Ok((claimed, key))
 }
 

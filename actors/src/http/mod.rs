@@ -2,6 +2,7 @@
 //! serve` and the tests alike ([`Application::build`] binds, possibly port 0),
 //! unauthenticated health checks, and the Escher-signed, versioned routes.
 
+mod allowlist;
 mod auth;
 mod error;
 pub mod keys;
@@ -9,6 +10,7 @@ mod rate;
 mod tls;
 pub mod tracking;
 mod v1;
+pub mod webapp;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -59,6 +61,10 @@ pub struct ApiState {
     pub limiter: SubmitLimiter,
     /// The unauthenticated `/t` endpoints.
     pub tracking: web::Data<tracking::TrackingEndpoints>,
+    /// Tenants' IP allowlists for signed requests.
+    pub allowlist: allowlist::AllowlistCache,
+    /// The web application for people.
+    pub web: web::Data<webapp::WebState>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -81,6 +87,11 @@ impl ApiState {
             )?),
             pgp: engine::exchange::pgp::TenantKeys::new(master.clone()),
             keys: KeyCache::new(Arc::clone(&store), master, api.key_cache_ttl.as_std()),
+            web: web::Data::new(webapp::WebState::new(config, Arc::clone(&store))?),
+            allowlist: allowlist::AllowlistCache::new(
+                Arc::clone(&store),
+                api.key_cache_ttl.as_std(),
+            ),
             store,
             runtime,
             escher: api.escher(),
@@ -154,10 +165,12 @@ impl Application {
 pub fn routes(state: web::Data<ApiState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(state.tracking.clone())
+            .app_data(state.web.clone())
             .app_data(state)
             .route("/healthz", web::get().to(healthz))
             .configure(tracking::routes)
             .route("/readyz", web::get().to(readyz))
+            .configure(webapp::routes)
             .service(web::scope("/v1").configure(v1::routes));
     }
 }

@@ -2,6 +2,8 @@
 //! (SQLite, or a fresh PostgreSQL database), the engine delivering to the SMTP
 //! sink on loopback, every request signed with Escher.
 
+mod allowlist;
+mod browser;
 mod exports;
 mod flows;
 mod isolation;
@@ -11,6 +13,7 @@ mod openapi;
 mod pg;
 mod submit_safety;
 mod upload;
+mod webapp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

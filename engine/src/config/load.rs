@@ -22,8 +22,9 @@ pub const ENV_PREFIX: &str = "BROADSIDE_";
 /// Only variables under these keys are configuration. Others share the prefix for
 /// their own purposes (`BROADSIDE_TEST_DATABASE_URL`, `BROADSIDE_REQUIRE_PG`) and
 /// must not be mistaken for typos.
-const TOP_LEVEL_KEYS: [&str; 9] = [
+const TOP_LEVEL_KEYS: [&str; 10] = [
     "data_dir", "store", "import", "send", "metrics", "log", "api", "exchange", "tracking",
+    "security",
 ];
 
 impl Config {

@@ -8,6 +8,7 @@ mod error;
 mod exchange;
 mod load;
 mod secret;
+mod security;
 mod send;
 mod tracking;
 mod units;
@@ -22,6 +23,7 @@ pub use error::{ConfigError, Origin};
 pub use exchange::{ExchangeConfig, RetentionConfig};
 pub use load::{DEFAULT_FILE, ENV_PREFIX};
 pub use secret::{REDACTED, Secret, redact_url};
+pub use security::{SecurityConfig, SmsConfig, SmsGatewayKind};
 pub use send::{
     DkimEntry, DomainLimitEntry, MetricsConfig, RetryConfig, RouteEntry, SendConfig, TimeoutConfig,
     parse_route_list,
@@ -46,6 +48,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub exchange: ExchangeConfig,
     pub tracking: TrackingConfig,
+    pub security: SecurityConfig,
 }
 
 impl Default for Config {
@@ -60,6 +63,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             exchange: ExchangeConfig::default(),
             tracking: TrackingConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 }

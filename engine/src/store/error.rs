@@ -15,6 +15,11 @@ pub enum StoreError {
     /// No such API key for this tenant (another tenant's key is not found either).
     #[error("API key {0} does not exist")]
     UnknownApiKey(String),
+    #[error("user {0:?} does not exist")]
+    UnknownUser(String),
+    /// A compare-and-swap update lost to another writer; read again and retry.
+    #[error("{0} was changed by someone else; read it again")]
+    Conflict(String),
     #[error("{what} {name:?} already exists")]
     AlreadyExists { what: &'static str, name: String },
     #[error("campaign {campaign} is {status} and cannot {action}")]

@@ -15,6 +15,7 @@ pub mod pg;
 pub mod sqlite;
 mod submit;
 pub mod tracking;
+mod users;
 mod webhooks;
 
 pub use audit::{AuditEntry, AuditQuery, AuditRecord};
@@ -23,6 +24,7 @@ pub use error::StoreError;
 pub use exchange::{CampaignEvent, EventKind, ExportWatermark, ImportSource, PurgeReport};
 pub use submit::{BatchCreated, IdempotencyClaim, NewBatch};
 pub use tracking::{Suppression, SuppressionReason, TrackingDetail, TrackingEvent, TrackingKind};
+pub use users::{SessionRecord, UserRecord};
 pub use webhooks::WebhookDelivery;
 
 use async_trait::async_trait;
@@ -585,4 +587,27 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, record: &AuditRecord) -> StoreResult<i64>;
     /// Audit entries, newest first.
     async fn audit_log(&self, query: AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Adds a user (`AlreadyExists` for a taken name, `UnknownTenant` for a
+    /// missing tenant); the stored version is 1.
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<UserRecord>;
+    /// A user of any tenant by name: the login path.
+    async fn user(&self, name: &str) -> StoreResult<Option<UserRecord>>;
+    /// The tenant's users, or with `None` the operators, by name.
+    async fn users(&self, tenant: Option<TenantId>) -> StoreResult<Vec<UserRecord>>;
+    /// Replaces the user's data if the stored version is still `user.version`;
+    /// returns the record with its new version, or `Conflict` when another
+    /// update came first (`UnknownUser` when there is no such user).
+    async fn update_user(&self, user: &UserRecord) -> StoreResult<UserRecord>;
+
+    /// Creates or replaces a session.
+    async fn put_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    /// A session by the hash of its id, unless it expired before `now`.
+    async fn session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRecord>>;
+    /// Ends a session; ending one that does not exist is not an error.
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
 }

@@ -108,6 +108,7 @@ async fn migrations_apply_once_even_when_two_processes_race() {
             "0007_retention".to_owned(),
             "0008_pgp_keys".to_owned(),
             "0009_webhook_outbox".to_owned(),
+            "0010_users_sessions".to_owned(),
         ]
     );
 

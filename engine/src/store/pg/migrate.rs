@@ -59,6 +59,11 @@ const GLOBAL: &[Migration] = &[
         name: "0009_webhook_outbox",
         sql: include_str!("migrations/0009_webhook_outbox.sql"),
     },
+    Migration {
+        version: 10,
+        name: "0010_users_sessions",
+        sql: include_str!("migrations/0010_users_sessions.sql"),
+    },
 ];
 
 /// Tenant migrations; `{{schema}}` stands for the tenant's schema.

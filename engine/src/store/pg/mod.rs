@@ -17,6 +17,7 @@ mod recipients;
 mod sql;
 mod submit;
 mod tracking;
+mod users;
 mod webhooks;
 
 use std::str::FromStr;
@@ -31,8 +32,8 @@ use crate::store::{
     ApiKey, AuditEntry, AuditQuery, AuditRecord, BatchCreated, Campaign, CampaignCounters,
     CampaignEvent, CampaignStatus, Event, ExchangeAccount, ExportWatermark, IdempotencyClaim,
     IdempotencyRecord, ImportSource, ImportWriter, NewBatch, Outcome, PgpKeyRecord, PurgeReport,
-    Recipient, RecipientBatch, RecordReport, Store, StoreError, StoreResult, Suppression,
-    SuppressionReason, Tenant, TrackingEvent,
+    Recipient, RecipientBatch, RecordReport, SessionRecord, Store, StoreError, StoreResult,
+    Suppression, SuppressionReason, Tenant, TrackingEvent, UserRecord,
 };
 use crate::tenant::TenantSettings;
 
@@ -443,5 +444,37 @@ impl Store for PgStore {
 
     async fn audit_log(&self, query: AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         audit::list(&*self.conn().await?, query).await
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<UserRecord> {
+        users::create(&*self.conn().await?, user).await
+    }
+
+    async fn user(&self, name: &str) -> StoreResult<Option<UserRecord>> {
+        users::get(&*self.conn().await?, name).await
+    }
+
+    async fn users(&self, tenant: Option<TenantId>) -> StoreResult<Vec<UserRecord>> {
+        users::list(&*self.conn().await?, tenant).await
+    }
+
+    async fn update_user(&self, user: &UserRecord) -> StoreResult<UserRecord> {
+        users::update(&*self.conn().await?, user).await
+    }
+
+    async fn put_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        users::put_session(&*self.conn().await?, session).await
+    }
+
+    async fn session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRecord>> {
+        users::session(&*self.conn().await?, id_hash, now).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        users::delete_session(&*self.conn().await?, id_hash).await
     }
 }

@@ -60,6 +60,11 @@ pub(super) const GLOBAL: &[Migration] = &[
         sql: include_str!("migrations/global/0009_webhook_outbox.sql"),
         step: None,
     },
+    Migration {
+        name: "0010_users_sessions",
+        sql: include_str!("migrations/global/0010_users_sessions.sql"),
+        step: None,
+    },
 ];
 
 pub(super) const TENANT: &[Migration] = &[

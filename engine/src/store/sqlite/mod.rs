@@ -18,6 +18,7 @@ mod pgp;
 mod recipients;
 mod submit;
 mod tracking;
+mod users;
 mod webhooks;
 mod worker;
 
@@ -38,8 +39,8 @@ use crate::store::{
     ApiKey, AuditEntry, AuditQuery, AuditRecord, BatchCreated, Campaign, CampaignCounters,
     CampaignEvent, CampaignStatus, Event, ExchangeAccount, ExportWatermark, IdempotencyClaim,
     IdempotencyRecord, ImportSource, ImportWriter, NewBatch, Outcome, PgpKeyRecord, PurgeReport,
-    Recipient, RecipientBatch, RecordReport, Store, StoreError, StoreResult, Suppression,
-    SuppressionReason, Tenant, TrackingEvent,
+    Recipient, RecipientBatch, RecordReport, SessionRecord, Store, StoreError, StoreResult,
+    Suppression, SuppressionReason, Tenant, TrackingEvent, UserRecord,
 };
 use crate::tenant::TenantSettings;
 
@@ -746,6 +747,65 @@ impl Store for SqliteStore {
         self.inner
             .global
             .call(move |conn| audit::list(conn, query))
+            .await
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<UserRecord> {
+        let user = user.clone();
+        self.inner
+            .global
+            .call(move |conn| users::create(conn, &user))
+            .await
+    }
+
+    async fn user(&self, name: &str) -> StoreResult<Option<UserRecord>> {
+        let name = name.to_owned();
+        self.inner
+            .global
+            .call(move |conn| users::get(conn, &name))
+            .await
+    }
+
+    async fn users(&self, tenant: Option<TenantId>) -> StoreResult<Vec<UserRecord>> {
+        self.inner
+            .global
+            .call(move |conn| users::list(conn, tenant))
+            .await
+    }
+
+    async fn update_user(&self, user: &UserRecord) -> StoreResult<UserRecord> {
+        let user = user.clone();
+        self.inner
+            .global
+            .call(move |conn| users::update(conn, &user))
+            .await
+    }
+
+    async fn put_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        let session = session.clone();
+        self.inner
+            .global
+            .call(move |conn| users::put_session(conn, &session))
+            .await
+    }
+
+    async fn session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let id_hash = id_hash.to_owned();
+        self.inner
+            .global
+            .call(move |conn| users::session(conn, &id_hash, now))
+            .await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        let id_hash = id_hash.to_owned();
+        self.inner
+            .global
+            .call(move |conn| users::delete_session(conn, &id_hash))
             .await
     }
 }
