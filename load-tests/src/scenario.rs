@@ -181,17 +181,19 @@ fn default_seed() -> u64 {
 }
 
 impl Scenario {
-    /// Reads, parses and checks a scenario file; the template path is made
-    /// absolute against the file's folder.
+    /// Reads, parses and checks a scenario file; the template path (relative
+    /// to the file's folder) is made absolute and must exist.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut scenario: Scenario =
             toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
-        if scenario.template.is_relative() {
-            let base = path.parent().unwrap_or(Path::new("."));
-            scenario.template = base.join(&scenario.template);
-        }
+        // Absolute: the engine's CLI runs in its own working directory.
+        let base = path.parent().unwrap_or(Path::new("."));
+        let template = base.join(&scenario.template);
+        scenario.template = template
+            .canonicalize()
+            .with_context(|| format!("template {}", template.display()))?;
         scenario
             .check()
             .with_context(|| format!("in {}", path.display()))?;
