@@ -322,11 +322,10 @@ impl Monitor {
         self.cpu_before += self.last.cpu_seconds;
         engine_proc::crash(&mut self.serve)?;
         self.kills += 1;
-        self.bar.println(format!(
-            "SIGKILL {} at {} messages; restarting",
-            self.kills,
-            self.recorder.total_messages()
-        ));
+        // `suspend` prints with the bar hidden too (`--quiet`), unlike `println`.
+        let at = self.recorder.total_messages();
+        self.bar
+            .suspend(|| println!("SIGKILL {} at {at} messages; restarting", self.kills));
         self.serve = tokio::task::block_in_place(|| engine.serve())?;
         Ok(())
     }
