@@ -29,7 +29,7 @@ pub struct Baseline {
 }
 
 pub async fn measure(run: &Run) -> anyhow::Result<Baseline> {
-    let stats = run.sink.recorder.stats();
+    let stats = run.sink_stats;
     let mut baseline = Baseline {
         smtp_source_messages: stats.messages.max(1),
         smtp_source_connections: (stats.max_concurrent_connections as u64).max(1),

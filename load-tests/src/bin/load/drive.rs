@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 use broadside_load_tests::dkim_check::DkimFixture;
 use broadside_load_tests::engine_proc::{self, Backend, Engine, ProcSample};
 use broadside_load_tests::scenario::{Crash, Scenario};
-use broadside_load_tests::sink::{self, SinkHandle};
+use broadside_load_tests::sink::{self, SinkHandle, SinkStats};
 use engine::model::{TenantId, TenantName};
 use engine::store::pg::PgStore;
 use engine::store::sqlite::SqliteStore;
@@ -66,6 +66,11 @@ pub struct Run {
     pub submit_latencies: Vec<Duration>,
     pub load_average_start: String,
     pub load_average_end: String,
+    /// The sink's counters when the last recipient was final, before a
+    /// baseline sends its own messages to the same sink.
+    pub sink_stats: SinkStats,
+    /// When the sink accepted the run's first and latest message.
+    pub first_and_last: Option<(SystemTime, SystemTime)>,
 }
 
 /// Starts everything, drives the scenario to the end and stops the engine.
@@ -124,7 +129,11 @@ pub async fn run(scenario: &Scenario, bin: &Path, args: &Args) -> anyhow::Result
     let seconds = started.elapsed().as_secs_f64();
     let counters = monitor.counters().await?;
     let (cpu, peak) = monitor.finish();
+    let sink_stats = sink.recorder.stats();
+    let first_and_last = sink.recorder.first_and_last();
     Ok(Run {
+        sink_stats,
+        first_and_last,
         sink,
         dkim,
         started_at,

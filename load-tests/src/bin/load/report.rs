@@ -93,13 +93,13 @@ impl<'a> Report<'a> {
         verdict: &'a Verdict,
         baseline: Option<&'a Baseline>,
     ) -> Self {
-        let stats = run.sink.recorder.stats();
+        let stats = run.sink_stats;
         let rate = stats.messages as f64 / run.seconds.max(1e-9);
         let since_start = |t: std::time::SystemTime| {
             t.duration_since(run.started_at)
                 .map_or(0.0, |d| d.as_secs_f64())
         };
-        let first_last = run.sink.recorder.first_and_last();
+        let first_last = run.first_and_last;
         Self {
             scenario: &scenario.name,
             description: &scenario.description,
