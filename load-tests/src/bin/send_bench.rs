@@ -11,10 +11,12 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
+use broadside_load_tests::dkim_check::DkimFixture;
+use broadside_load_tests::engine_proc::{self, Backend, Engine};
 use broadside_load_tests::sink::{self, SinkConfig, SinkHandle};
 use broadside_load_tests::{csv_gen, pgdb};
 use clap::Parser;
@@ -77,21 +79,12 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let bin = match &args.broadside {
         Some(path) => path.clone(),
-        None => std::env::current_exe()?.with_file_name("broadside"),
+        None => engine_proc::default_bin()?,
     };
-    ensure!(
-        bin.exists(),
-        "{} not found; build it with `cargo build --release -p broadside`",
-        bin.display()
-    );
     let definition = match &args.definition {
         Some(path) => path.clone(),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/bench/campaign.toml"),
     };
-    let scratch = tempfile::TempDir::new()?;
-    let csv = scratch.path().join("recipients.csv");
-    csv_gen::write_recipients_over(&csv, args.recipients, args.domains)?;
-    let db = pgdb::ScratchDatabase::create(&args.database_url)?;
     let sink = sink::start(SinkConfig {
         starttls: args.starttls,
         // Per-recipient counts are kept regardless; full records are not needed.
@@ -99,143 +92,81 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ..SinkConfig::default()
     })
     .await?;
-    let env = Env::new(&bin, &args, scratch.path(), &db.url, &sink)?;
-    env.prepare(&csv, &definition)?;
-    let figures = env.send(&db.url, args.recipients).await?;
+    let mut engine = Engine::new(
+        &bin,
+        Backend::Postgres,
+        &args.database_url,
+        &sink,
+        args.starttls,
+    )?;
+    engine.set(
+        "BROADSIDE_SEND__MAX_CONNECTIONS_PER_DOMAIN",
+        args.max_connections_per_domain.to_string(),
+    );
+    engine.set(
+        "BROADSIDE_SEND__MAX_IN_FLIGHT",
+        args.max_in_flight.to_string(),
+    );
+    // Nothing scrapes it here.
+    engine.set("BROADSIDE_METRICS__LISTEN", "");
+    let _dkim = if args.dkim {
+        let fixture = DkimFixture::rsa2048(engine.dir.path(), "bench.example", "bench")?;
+        engine.set("BROADSIDE_SEND__DKIM", fixture.config_value());
+        Some(fixture)
+    } else {
+        None
+    };
+    let csv = engine.dir.path().join("recipients.csv");
+    csv_gen::write_recipients_over(&csv, args.recipients, args.domains)?;
+    prepare(&engine, &csv, &definition)?;
+    let figures = send(&engine, args.recipients).await?;
     verify(&sink, &args)?;
     report(&args, &figures);
     sink.shutdown().await;
     Ok(())
 }
 
-/// How to run the binary: its path and environment.
-struct Env {
-    bin: PathBuf,
-    vars: Vec<(String, String)>,
-    dir: PathBuf,
+/// Tenant, import and definition; everything but the launch.
+fn prepare(engine: &Engine, csv: &Path, definition: &Path) -> anyhow::Result<()> {
+    let text = |p: &Path| p.to_str().map(str::to_owned).context("path is not UTF-8");
+    engine.run(&["tenant", "create", TENANT])?;
+    let started = Instant::now();
+    let (csv, definition) = (text(csv)?, text(definition)?);
+    engine.run(&["import", "--tenant", TENANT, "--campaign", CAMPAIGN, &csv])?;
+    println!("imported in {:.1}s", started.elapsed().as_secs_f64());
+    let create = ["campaign", "create", "--tenant", TENANT, CAMPAIGN];
+    engine.run(&[&create[..], &["--definition", &definition]].concat())?;
+    Ok(())
 }
 
-impl Env {
-    fn new(
-        bin: &Path,
-        args: &Args,
-        dir: &Path,
-        url: &str,
-        sink: &SinkHandle,
-    ) -> anyhow::Result<Self> {
-        let mut vars: Vec<(String, String)> = [
-            ("BROADSIDE_STORE__BACKEND", "postgres".to_owned()),
-            ("BROADSIDE_STORE__POSTGRES__URL", url.to_owned()),
-            ("BROADSIDE_DATA_DIR", dir.join("data").display().to_string()),
-            ("BROADSIDE_SEND__ROUTES", format!("*={}", sink.addr)),
-            ("BROADSIDE_SEND__DNS", "disabled".to_owned()),
-            (
-                "BROADSIDE_SEND__MAX_CONNECTIONS_PER_DOMAIN",
-                args.max_connections_per_domain.to_string(),
-            ),
-            (
-                "BROADSIDE_SEND__MAX_IN_FLIGHT",
-                args.max_in_flight.to_string(),
-            ),
-            ("BROADSIDE_METRICS__LISTEN", String::new()),
-            ("BROADSIDE_API__LISTEN", "127.0.0.1:0".to_owned()),
-            ("BROADSIDE_EXCHANGE__SFTP_LISTEN", "127.0.0.1:0".to_owned()),
-            (
-                "BROADSIDE_TRACKING__INBOUND_LISTEN",
-                "127.0.0.1:0".to_owned(),
-            ),
-            ("BROADSIDE_LOG__LEVEL", "warn".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        if !args.starttls {
-            vars.push(("BROADSIDE_SEND__TLS".into(), "disabled".into()));
-        }
-        if args.dkim {
-            let key = dir.join("dkim.pem");
-            let status = Command::new("openssl")
-                .args(["genpkey", "-algorithm", "RSA", "-pkeyopt"])
-                .args(["rsa_keygen_bits:2048", "-out"])
-                .arg(&key)
-                .stderr(Stdio::null())
-                .status()
-                .context("running openssl genpkey")?;
-            ensure!(status.success(), "openssl genpkey failed");
-            let dkim = format!(
-                r#"[{{domain="bench.example", selector="bench", private_key_file="{}"}}]"#,
-                key.display()
-            );
-            vars.push(("BROADSIDE_SEND__DKIM".into(), dkim));
-        }
-        Ok(Self {
-            bin: bin.to_owned(),
-            vars,
-            dir: dir.to_owned(),
-        })
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.bin);
-        command
-            .args(args)
-            .envs(self.vars.iter().map(|(k, v)| (k, v)))
-            .env_remove("BROADSIDE_CONFIG")
-            .current_dir(&self.dir);
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> anyhow::Result<()> {
-        let output = self.command(args).output()?;
-        if !output.status.success() {
-            bail!(
-                "broadside {args:?} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok(())
-    }
-
-    /// Tenant, import and definition; everything but the launch.
-    fn prepare(&self, csv: &Path, definition: &Path) -> anyhow::Result<()> {
-        let text = |p: &Path| p.to_str().map(str::to_owned).context("path is not UTF-8");
-        self.run(&["tenant", "create", TENANT])?;
-        let started = Instant::now();
-        let (csv, definition) = (text(csv)?, text(definition)?);
-        self.run(&["import", "--tenant", TENANT, "--campaign", CAMPAIGN, &csv])?;
-        println!("imported in {:.1}s", started.elapsed().as_secs_f64());
-        let create = ["campaign", "create", "--tenant", TENANT, CAMPAIGN];
-        self.run(&[&create[..], &["--definition", &definition]].concat())
-    }
-
-    /// Launches, runs `serve` until every recipient has a final outcome, and
-    /// measures it.
-    async fn send(&self, url: &str, recipients: u64) -> anyhow::Result<Figures> {
-        let store = PgStore::connect(url, 1, Duration::from_secs(5)).await?;
-        let tenant = store
-            .tenant(&TenantName::parse(TENANT)?)
-            .await?
-            .context("tenant")?;
-        let campaign = store
-            .campaign_by_name(tenant.id, &CampaignName::parse(CAMPAIGN)?)
-            .await?
-            .context("campaign")?;
-        let started = Instant::now();
-        self.run(&["campaign", "launch", "--tenant", TENANT, CAMPAIGN])?;
-        let mut serve = self.command(&["serve"]).stdout(Stdio::null()).spawn()?;
-        let result = poll_until_final(&store, tenant.id, campaign.id, recipients, &mut serve).await;
-        let seconds = started.elapsed().as_secs_f64();
-        // Read before the process exits: VmHWM is the kernel's own high-water mark.
-        let measured = (peak_rss(serve.id()), cpu_seconds(serve.id()));
-        stop(&mut serve);
-        result?;
-        let (peak_rss, cpu_seconds) = (measured.0?, measured.1?);
-        Ok(Figures {
-            seconds,
-            peak_rss,
-            cpu_seconds,
-        })
-    }
+/// Launches, runs `serve` until every recipient has a final outcome, and
+/// measures it.
+async fn send(engine: &Engine, recipients: u64) -> anyhow::Result<Figures> {
+    let url = &engine.db.as_ref().context("a PostgreSQL run")?.url;
+    let store = PgStore::connect(url, 1, Duration::from_secs(5)).await?;
+    let tenant = store
+        .tenant(&TenantName::parse(TENANT)?)
+        .await?
+        .context("tenant")?;
+    let campaign = store
+        .campaign_by_name(tenant.id, &CampaignName::parse(CAMPAIGN)?)
+        .await?
+        .context("campaign")?;
+    let started = Instant::now();
+    engine.run(&["campaign", "launch", "--tenant", TENANT, CAMPAIGN])?;
+    let mut serve = engine.command(&["serve"]).stdout(Stdio::null()).spawn()?;
+    let result = poll_until_final(&store, tenant.id, campaign.id, recipients, &mut serve).await;
+    let seconds = started.elapsed().as_secs_f64();
+    // Read before the process exits: VmHWM is the kernel's own high-water mark.
+    let measured = engine_proc::sample(serve.id());
+    engine_proc::stop(&mut serve);
+    result?;
+    let measured = measured?;
+    Ok(Figures {
+        seconds,
+        peak_rss: measured.peak_rss,
+        cpu_seconds: measured.cpu_seconds,
+    })
 }
 
 /// Polls the stored counters every 100 ms until no recipient is pending or
@@ -266,43 +197,6 @@ async fn poll_until_final(
             return Ok(());
         }
     }
-}
-
-/// SIGTERM (a clean drain), then SIGKILL if it lingers.
-fn stop(serve: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &serve.id().to_string()])
-        .status();
-    for _ in 0..100 {
-        if let Ok(Some(_)) = serve.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = serve.kill();
-    let _ = serve.wait();
-}
-
-fn peak_rss(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .context("no VmHWM")?;
-    let kb: u64 = line.split_whitespace().nth(1).context("VmHWM")?.parse()?;
-    Ok(kb * 1024)
-}
-
-/// utime + stime of the process so far, in seconds.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may contain spaces) start at state.
-    let rest = stat.rsplit_once(')').context("stat format")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    let output = Command::new("getconf").arg("CLK_TCK").output()?;
-    let per_second: f64 = String::from_utf8_lossy(&output.stdout).trim().parse()?;
-    Ok(ticks as f64 / per_second)
 }
 
 /// Exactly one message per recipient at the sink.

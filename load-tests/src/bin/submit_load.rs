@@ -17,10 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use broadside_load_tests::engine_proc;
 use broadside_load_tests::pgdb;
 use broadside_load_tests::sink::{self, SinkConfig};
+use broadside_load_tests::submit_client::{self, SubmitClient};
 use clap::Parser;
-use engine::auth::escher::{self, EscherConfig, Request, Secret};
 
 #[derive(Debug, Parser)]
 #[command(about = "Load `POST /v1/messages` with signed batches and report throughput and latency")]
@@ -64,14 +65,6 @@ struct Tally {
     failures: Vec<u16>,
 }
 
-/// Where and as whom to send.
-struct Target {
-    url: String,
-    host: String,
-    key_id: String,
-    secret: Secret,
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -92,7 +85,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let postgres = (!args.sqlite).then_some(args.database_url.as_str());
         // No submit limit: the point is what the engine takes, not the limiter.
         let extra = [("BROADSIDE_API__SUBMIT_RATE".to_owned(), "0".to_owned())];
-        let s = spawn::start(&spawn::default_bin()?, postgres, &sink, &extra)?;
+        let s = spawn::start(&engine_proc::default_bin()?, postgres, &sink, &extra)?;
         let credentials = (s.url.clone(), s.key_id.clone(), s.secret.clone());
         spawned = Some(s);
         credentials
@@ -106,20 +99,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             need(&args.secret, "secret")?,
         )
     };
-    let host = url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .context("--url must look like http://host:port")?
-        .to_owned();
-    let target = Arc::new(Target {
-        url: format!("{}/v1/messages", url.trim_end_matches('/')),
-        host,
-        key_id,
-        secret: Secret::new(secret),
-    });
+    let client = Arc::new(SubmitClient::new(&url, &key_id, &secret, args.concurrency)?);
     let started = Instant::now();
-    let tallies = drive(&args, target).await?;
+    let tallies = drive(&args, client).await?;
     let elapsed = started.elapsed();
     report(&args, &tallies, elapsed);
     drop(spawned);
@@ -128,10 +110,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Runs `concurrency` workers until the time or the batch count is used up.
-async fn drive(args: &Args, target: Arc<Target>) -> anyhow::Result<Vec<Tally>> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()?;
+async fn drive(args: &Args, client: Arc<SubmitClient>) -> anyhow::Result<Vec<Tally>> {
     let deadline = Instant::now() + Duration::from_secs(args.duration);
     let remaining = Arc::new(std::sync::atomic::AtomicI64::new(
         args.count.map_or(i64::MAX, |c| c as i64),
@@ -139,15 +118,19 @@ async fn drive(args: &Args, target: Arc<Target>) -> anyhow::Result<Vec<Tally>> {
     let mut workers = Vec::new();
     for worker in 0..args.concurrency {
         let body = batch_body(worker, args.batch);
-        let (client, target, remaining) =
-            (client.clone(), Arc::clone(&target), Arc::clone(&remaining));
+        let (client, remaining) = (Arc::clone(&client), Arc::clone(&remaining));
         let timed = args.count.is_none();
         workers.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             while (!timed || Instant::now() < deadline)
                 && remaining.fetch_sub(1, std::sync::atomic::Ordering::Relaxed) > 0
             {
-                submit(&client, &target, &body, &mut tally).await;
+                let answer = client.post(&body).await;
+                tally.latencies.push(answer.latency);
+                match (answer.status, answer.body) {
+                    (201, Some(bytes)) => tally.accepted += submit_client::accepted_count(&bytes),
+                    (status, _) => tally.failures.push(status),
+                }
             }
             tally
         }));
@@ -157,51 +140,6 @@ async fn drive(args: &Args, target: Arc<Target>) -> anyhow::Result<Vec<Tally>> {
         tallies.push(worker.await?);
     }
     Ok(tallies)
-}
-
-/// One signed request; its latency counts from signing to the whole answer.
-async fn submit(client: &reqwest::Client, target: &Target, body: &[u8], tally: &mut Tally) {
-    let started = Instant::now();
-    let headers = vec![("host".to_owned(), target.host.clone())];
-    let request = Request {
-        method: "POST",
-        url: "/v1/messages",
-        headers: &headers,
-        body,
-    };
-    let Ok(signed) = escher::sign_request(
-        &EscherConfig::default(),
-        &target.key_id,
-        &target.secret,
-        &request,
-        &["host"],
-        chrono::Utc::now(),
-    ) else {
-        tally.failures.push(0);
-        return;
-    };
-    let mut builder = client.post(&target.url).body(body.to_vec());
-    for (name, value) in &signed {
-        builder = builder.header(name, value);
-    }
-    let answer = match builder.send().await {
-        Ok(response) => (response.status().as_u16(), response.bytes().await.ok()),
-        Err(_) => (0, None),
-    };
-    tally.latencies.push(started.elapsed());
-    match answer {
-        (201, Some(bytes)) => tally.accepted += accepted_count(&bytes),
-        (status, _) => tally.failures.push(status),
-    }
-}
-
-/// `accepted` of a response, without building the whole JSON tree.
-fn accepted_count(bytes: &[u8]) -> u64 {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        accepted: Vec<serde::de::IgnoredAny>,
-    }
-    serde_json::from_slice::<Answer>(bytes).map_or(0, |a| a.accepted.len() as u64)
 }
 
 /// A batch of `n` recipients over 20 domains, distinct per worker.
@@ -269,12 +207,5 @@ fn report(args: &Args, tallies: &[Tally], elapsed: Duration) {
         pct(0.99),
         latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     );
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "loadavg   {}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    println!("loadavg   {}", engine_proc::load_average());
 }

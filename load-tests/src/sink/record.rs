@@ -81,6 +81,11 @@ pub struct Recorder {
     open: AtomicUsize,
     max_open: AtomicUsize,
     replies: [AtomicU64; 3],
+    /// Microseconds since the Unix epoch of the first and the latest
+    /// acceptance (0 before any), for time-to-first/last-delivery figures
+    /// without keeping a record per message.
+    first_accepted_us: AtomicU64,
+    last_accepted_us: AtomicU64,
     /// Wakes `wait_for_messages` callers on each accepted message.
     accepted: Notify,
 }
@@ -98,6 +103,8 @@ impl Recorder {
             open: AtomicUsize::new(0),
             max_open: AtomicUsize::new(0),
             replies: Default::default(),
+            first_accepted_us: AtomicU64::new(0),
+            last_accepted_us: AtomicU64::new(0),
             accepted: Notify::new(),
         }
     }
@@ -136,6 +143,14 @@ impl Recorder {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         record.seq = seq;
         record.received_at = SystemTime::now();
+        let us = record
+            .received_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
+        let _ =
+            self.first_accepted_us
+                .compare_exchange(0, us, Ordering::Relaxed, Ordering::Relaxed);
+        self.last_accepted_us.fetch_max(us, Ordering::Relaxed);
         self.deliveries
             .fetch_add(record.rcpt_to.len() as u64, Ordering::Relaxed);
         self.bytes.fetch_add(record.size, Ordering::Relaxed);
@@ -208,6 +223,15 @@ impl Recorder {
         out
     }
 
+    /// When the first and the latest message were accepted; `None` before any.
+    pub fn first_and_last(&self) -> Option<(SystemTime, SystemTime)> {
+        let at = |us: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(us);
+        match self.first_accepted_us.load(Ordering::Relaxed) {
+            0 => None,
+            first => Some((at(first), at(self.last_accepted_us.load(Ordering::Relaxed)))),
+        }
+    }
+
     /// Counters at this moment.
     pub fn stats(&self) -> SinkStats {
         SinkStats {
@@ -273,6 +297,9 @@ mod tests {
         assert_eq!(recorder.duplicates(), vec![("a@x".to_string(), 2)]);
         assert_eq!(recorder.messages().len(), 1);
         assert_eq!(recorder.stats().deliveries, 3);
+        let (first, last) = recorder.first_and_last().expect("two accepted");
+        assert!(first <= last);
+        assert!(Recorder::new(1).first_and_last().is_none());
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,0 +1,388 @@
+//! Runs a scenario: sink, engine, ingress, then a monitor that samples the
+//! sink, the store and /proc until every recipient is final (killing and
+//! restarting the engine on the crash schedule), with a progress bar.
+
+use std::path::Path;
+use std::process::Child;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, bail};
+use broadside_load_tests::dkim_check::DkimFixture;
+use broadside_load_tests::engine_proc::{self, Backend, Engine, ProcSample};
+use broadside_load_tests::scenario::{Crash, Scenario};
+use broadside_load_tests::sink::{self, SinkHandle, SinkStats};
+use engine::model::{TenantId, TenantName};
+use engine::store::pg::PgStore;
+use engine::store::sqlite::SqliteStore;
+use engine::store::{CampaignCounters, Store};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::Args;
+use crate::ingress::{self, Ingress};
+
+/// The tenant every scenario runs as.
+pub const TENANT: &str = "load";
+/// How often the monitor samples.
+const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+
+/// One monitor sample; `t` is seconds since the start of ingress.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Sample {
+    pub t: f64,
+    /// Messages the sink accepted so far.
+    pub delivered_at_sink: u64,
+    /// Recipients with a final state in the store.
+    pub final_in_store: u64,
+    /// Pending plus deferred recipients: the engine's queue.
+    pub queued: u64,
+    pub deferred: u64,
+    /// The engine's resident memory, bytes.
+    pub rss: u64,
+}
+
+/// Everything a run produced, for the checks and the report.
+pub struct Run {
+    pub sink: SinkHandle,
+    pub dkim: Option<DkimFixture>,
+    /// Wall-clock start of ingress (launch or first submit).
+    pub started_at: SystemTime,
+    /// From the start of ingress until every recipient was final.
+    pub seconds: f64,
+    /// How long the ingress itself took (0 for a launch).
+    pub ingress_seconds: f64,
+    pub timeline: Vec<Sample>,
+    /// Counters summed over the run's campaigns at the end.
+    pub counters: CampaignCounters,
+    /// CPU seconds of every engine process of the run, summed.
+    pub engine_cpu_seconds: f64,
+    /// The highest `VmHWM` of any engine process of the run.
+    pub engine_peak_rss: u64,
+    /// SIGKILLs done.
+    pub kills: u32,
+    /// Recipients the ingress handed over (all of them for an import).
+    pub expected: u64,
+    /// Submit request latencies (submit ingress only).
+    pub submit_latencies: Vec<Duration>,
+    pub load_average_start: String,
+    pub load_average_end: String,
+    /// The sink's counters when the last recipient was final, before a
+    /// baseline sends its own messages to the same sink.
+    pub sink_stats: SinkStats,
+    /// When the sink accepted the run's first and latest message.
+    pub first_and_last: Option<(SystemTime, SystemTime)>,
+}
+
+/// Starts everything, drives the scenario to the end and stops the engine.
+pub async fn run(scenario: &Scenario, bin: &Path, args: &Args) -> anyhow::Result<Run> {
+    let load_average_start = engine_proc::load_average();
+    let mut sink_config = scenario.sink.clone();
+    sink_config.keep_bytes = scenario.verify.sample > 0;
+    sink_config.record_limit = scenario.verify.sample;
+    let sink = sink::start(sink_config).await?;
+    let mut engine = Engine::new(
+        bin,
+        scenario.backend,
+        &args.database_url,
+        &sink,
+        scenario.sink.starttls,
+    )?;
+    engine.set(
+        "BROADSIDE_SEND__MAX_CONNECTIONS_PER_DOMAIN",
+        scenario.engine.max_connections_per_domain.to_string(),
+    );
+    engine.set(
+        "BROADSIDE_SEND__MAX_IN_FLIGHT",
+        scenario.engine.max_in_flight.to_string(),
+    );
+    for (key, value) in &scenario.engine.env {
+        engine.set(key, value.clone());
+    }
+    let definition = ingress::definition(&scenario.template)?;
+    let dkim = if scenario.dkim {
+        let domain = ingress::from_domain(&definition)?;
+        let fixture = DkimFixture::rsa2048(engine.dir.path(), &domain, "load")?;
+        engine.set("BROADSIDE_SEND__DKIM", fixture.config_value());
+        Some(fixture)
+    } else {
+        None
+    };
+    engine.run(&["tenant", "create", TENANT])?;
+    let ingress = Ingress::prepare(scenario, &engine, &definition)?;
+    let store = open_store(scenario.backend, &engine).await?;
+    let tenant = store
+        .tenant(&TenantName::parse(TENANT)?)
+        .await?
+        .context("the load tenant")?;
+    let mut monitor = Monitor::new(scenario, &engine, store, tenant.id, &sink, args.quiet)?;
+    let started = Instant::now();
+    let started_at = SystemTime::now();
+    let submitted = ingress.start(&engine)?;
+    let (expected, submit_latencies, ingress_seconds) = match submitted {
+        ingress::Started::Launched => (scenario.recipients, Vec::new(), 0.0),
+        ingress::Started::Submitting(task) => {
+            let (accepted, latencies) = monitor.while_submitting(task, started).await?;
+            (accepted, latencies, started.elapsed().as_secs_f64())
+        }
+    };
+    monitor.until_final(expected, started, &engine).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let counters = monitor.counters().await?;
+    let (cpu, peak) = monitor.finish();
+    let sink_stats = sink.recorder.stats();
+    let first_and_last = sink.recorder.first_and_last();
+    Ok(Run {
+        sink_stats,
+        first_and_last,
+        sink,
+        dkim,
+        started_at,
+        seconds,
+        ingress_seconds,
+        timeline: monitor.timeline,
+        counters,
+        engine_cpu_seconds: cpu,
+        engine_peak_rss: peak,
+        kills: monitor.kills,
+        expected,
+        submit_latencies,
+        load_average_start,
+        load_average_end: engine_proc::load_average(),
+    })
+}
+
+/// The store the engine writes, opened read-mostly for counters.
+async fn open_store(backend: Backend, engine: &Engine) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match (backend, &engine.db) {
+        (Backend::Postgres, Some(db)) => {
+            Arc::new(PgStore::connect(&db.url, 2, Duration::from_secs(10)).await?)
+        }
+        _ => Arc::new(SqliteStore::open(
+            &engine.data_dir(),
+            Duration::from_secs(10),
+        )?),
+    })
+}
+
+/// Samples the run and owns the engine process.
+pub struct Monitor {
+    serve: Child,
+    store: Arc<dyn Store>,
+    tenant: TenantId,
+    timeline: Vec<Sample>,
+    bar: ProgressBar,
+    /// Sink message counts at which to SIGKILL the engine, ascending.
+    kill_at: Vec<u64>,
+    kills: u32,
+    /// CPU seconds of engine processes already gone.
+    cpu_before: f64,
+    peak_rss: u64,
+    last: ProcSample,
+    timeout: Duration,
+    recorder: Arc<sink::Recorder>,
+}
+
+impl Monitor {
+    fn new(
+        scenario: &Scenario,
+        engine: &Engine,
+        store: Arc<dyn Store>,
+        tenant: TenantId,
+        sink: &SinkHandle,
+        quiet: bool,
+    ) -> anyhow::Result<Self> {
+        let serve = engine.serve()?;
+        let bar = if quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(scenario.recipients)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} final  {per_sec}  {msg}",
+            )?
+            .progress_chars("=> "),
+        );
+        Ok(Self {
+            serve,
+            store,
+            tenant,
+            timeline: Vec::new(),
+            bar,
+            kill_at: scenario
+                .crash
+                .as_ref()
+                .map(|c| kill_points(c, scenario.recipients))
+                .unwrap_or_default(),
+            kills: 0,
+            cpu_before: 0.0,
+            peak_rss: 0,
+            last: ProcSample::default(),
+            timeout: Duration::from_secs(scenario.timeout_secs),
+            recorder: Arc::clone(&sink.recorder),
+        })
+    }
+
+    /// Counters summed over the tenant's campaigns (one for an import, one
+    /// per batch for submit).
+    async fn counters(&self) -> anyhow::Result<CampaignCounters> {
+        let mut sum = CampaignCounters::default();
+        for campaign in self.store.campaigns(self.tenant).await? {
+            let c = self.store.counters(self.tenant, campaign.id).await?;
+            sum.pending += c.pending;
+            sum.deferred += c.deferred;
+            sum.delivered += c.delivered;
+            sum.bounced += c.bounced;
+            sum.failed += c.failed;
+            sum.suppressed += c.suppressed;
+        }
+        Ok(sum)
+    }
+
+    /// One sample; returns the counters it read.
+    async fn sample(&mut self, started: Instant) -> anyhow::Result<CampaignCounters> {
+        if let Some(status) = self.serve.try_wait()? {
+            bail!("broadside serve exited on its own: {status}");
+        }
+        if let Ok(s) = engine_proc::sample(self.serve.id()) {
+            self.last = s;
+            self.peak_rss = self.peak_rss.max(s.peak_rss);
+        }
+        let c = self.counters().await?;
+        let final_in_store = (c.delivered + c.bounced + c.failed + c.suppressed) as u64;
+        self.timeline.push(Sample {
+            t: started.elapsed().as_secs_f64(),
+            delivered_at_sink: self.recorder.total_messages(),
+            final_in_store,
+            queued: (c.pending + c.deferred) as u64,
+            deferred: c.deferred as u64,
+            rss: self.last.rss,
+        });
+        self.bar.set_position(final_in_store);
+        self.bar.set_message(format!(
+            "queued {}  RSS {} MB",
+            c.pending + c.deferred,
+            self.last.rss / 1_000_000
+        ));
+        Ok(c)
+    }
+
+    /// Samples while the submit task runs; returns what it accepted.
+    async fn while_submitting(
+        &mut self,
+        mut task: tokio::task::JoinHandle<anyhow::Result<ingress::Submitted>>,
+        started: Instant,
+    ) -> anyhow::Result<(u64, Vec<Duration>)> {
+        loop {
+            tokio::select! {
+                done = &mut task => {
+                    let submitted = done.context("the submit task panicked")??;
+                    self.bar.set_length(submitted.accepted);
+                    return Ok((submitted.accepted, submitted.latencies));
+                }
+                () = tokio::time::sleep(SAMPLE_EVERY) => {
+                    self.sample(started).await?;
+                }
+            }
+        }
+    }
+
+    /// Samples until no recipient is pending or deferred and `expected` are
+    /// final, killing the engine at the crash points on the way.
+    async fn until_final(
+        &mut self,
+        expected: u64,
+        started: Instant,
+        engine: &Engine,
+    ) -> anyhow::Result<()> {
+        loop {
+            tokio::time::sleep(SAMPLE_EVERY).await;
+            let c = self.sample(started).await?;
+            let done = (c.delivered + c.bounced + c.failed + c.suppressed) as u64;
+            if c.pending == 0 && c.deferred == 0 && done >= expected {
+                self.bar.finish();
+                return Ok(());
+            }
+            if started.elapsed() > self.timeout {
+                self.bar.abandon();
+                bail!(
+                    "not every recipient is final after {} s: {c:?}",
+                    self.timeout.as_secs()
+                );
+            }
+            if self
+                .kill_at
+                .first()
+                .is_some_and(|at| self.recorder.total_messages() >= *at)
+            {
+                self.kill_at.remove(0);
+                self.crash_and_restart(engine)?;
+            }
+        }
+    }
+
+    /// SIGKILL, then a new `serve` on the same store.
+    fn crash_and_restart(&mut self, engine: &Engine) -> anyhow::Result<()> {
+        // The last sample is at most one interval old: close enough for CPU.
+        if let Ok(s) = engine_proc::sample(self.serve.id()) {
+            self.last = s;
+            self.peak_rss = self.peak_rss.max(s.peak_rss);
+        }
+        self.cpu_before += self.last.cpu_seconds;
+        engine_proc::crash(&mut self.serve)?;
+        self.kills += 1;
+        // `suspend` prints with the bar hidden too (`--quiet`), unlike `println`.
+        let at = self.recorder.total_messages();
+        self.bar
+            .suspend(|| println!("SIGKILL {} at {at} messages; restarting", self.kills));
+        self.serve = tokio::task::block_in_place(|| engine.serve())?;
+        Ok(())
+    }
+
+    /// Stops the engine; returns its CPU seconds (all processes) and peak RSS.
+    fn finish(&mut self) -> (f64, u64) {
+        if let Ok(s) = engine_proc::sample(self.serve.id()) {
+            self.last = s;
+            self.peak_rss = self.peak_rss.max(s.peak_rss);
+        }
+        engine_proc::stop(&mut self.serve);
+        (self.cpu_before + self.last.cpu_seconds, self.peak_rss)
+    }
+}
+
+/// Sink message counts for the kills: spread over 5 % to 90 % of the run, at
+/// moments drawn from the seed (splitmix64), so a run can be repeated.
+fn kill_points(crash: &Crash, recipients: u64) -> Vec<u64> {
+    let mut state = crash.seed;
+    let mut next = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut points: Vec<u64> = (0..crash.kills)
+        .map(|_| ((0.05 + 0.85 * next()) * recipients as f64) as u64)
+        .collect();
+    points.sort_unstable();
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kill_points_are_sorted_inside_the_run_and_repeatable() {
+        let crash = Crash { kills: 5, seed: 7 };
+        let points = kill_points(&crash, 10_000);
+        assert_eq!(points.len(), 5);
+        assert!(points.windows(2).all(|w| w[0] <= w[1]), "{points:?}");
+        assert!(
+            points.iter().all(|p| (500..=9_000).contains(p)),
+            "{points:?}"
+        );
+        assert_eq!(points, kill_points(&crash, 10_000));
+        assert_ne!(points, kill_points(&Crash { kills: 5, seed: 8 }, 10_000));
+    }
+}
