@@ -125,6 +125,11 @@ async fn write_batch(
             .push(outcome.clone());
     }
     for (campaign, outcomes) in by_campaign {
+        // Queued first: a failure here or a crash before the outcomes are stored
+        // retries both, so a stored outcome always has its webhook event.
+        outbox
+            .enqueue(tenant, webhook_events(campaign, &outcomes))
+            .await?;
         let started = std::time::Instant::now();
         let report = store.record_outcomes(tenant, campaign, &outcomes).await?;
         metrics::histogram!(m::STORE_WRITE_SECONDS).record(started.elapsed().as_secs_f64());
@@ -135,9 +140,6 @@ async fn write_batch(
             tracing::debug!(%campaign, ignored = report.ignored, "outcomes for already-final recipients ignored");
         }
         suppress_hard_bounces(store, tenant, campaign, &outcomes).await;
-        outbox
-            .enqueue(tenant, webhook_events(campaign, &outcomes))
-            .await;
     }
     Ok(())
 }

@@ -78,6 +78,24 @@ async fn write_batch(store: &dyn Store, outbox: &Outbox, batch: Vec<Hit>) {
             .push(hit.event);
     }
     for ((tenant, campaign), events) in by_campaign {
+        // Queued before the events are stored, so that a stored event always has
+        // its webhook event (a crash in between repeats one, never loses one).
+        let queued = events
+            .iter()
+            .map(|e| {
+                WebhookEvent {
+                    event: e.kind.as_str(),
+                    campaign,
+                    recipient: e.recipient,
+                    at: e.at,
+                    detail: &e.detail,
+                }
+                .to_json()
+            })
+            .collect();
+        // A failure is logged and counted by the outbox; the events are still
+        // stored and, above all, unsubscribes and complaints still suppress.
+        let _ = outbox.enqueue(tenant, queued).await;
         if let Err(error) = store
             .record_tracking_events(tenant, campaign, &events)
             .await
@@ -87,21 +105,6 @@ async fn write_batch(store: &dyn Store, outbox: &Outbox, batch: Vec<Hit>) {
             tracing::warn!(%tenant, %campaign, %error, "storing tracking events failed");
             metrics::counter!(m::STORE_ERRORS, "operation" => "record_tracking_events")
                 .increment(1);
-        } else {
-            let queued = events
-                .iter()
-                .map(|e| {
-                    WebhookEvent {
-                        event: e.kind.as_str(),
-                        campaign,
-                        recipient: e.recipient,
-                        at: e.at,
-                        detail: &e.detail,
-                    }
-                    .to_json()
-                })
-                .collect();
-            outbox.enqueue(tenant, queued).await;
         }
         let suppressed: Vec<(RecipientId, SuppressionReason)> = events
             .iter()

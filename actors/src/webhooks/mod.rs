@@ -40,7 +40,9 @@ impl<D: Serialize> WebhookEvent<'_, D> {
 }
 
 /// Queues events for tenants that have a webhook; cheap for those that do not
-/// (one settings read per tenant per `SETTINGS_TTL`).
+/// (one settings read per tenant per `SETTINGS_TTL`). Writers queue an event
+/// *before* storing it, so a crash in between can repeat a webhook event (at
+/// least once) but never lose one.
 pub struct Outbox {
     store: Arc<dyn Store>,
     enabled: DashMap<TenantId, (Instant, bool)>,
@@ -75,13 +77,20 @@ impl Outbox {
 
     /// Queues `events` (JSON objects) when the tenant has a webhook. A failed
     /// write is logged and counted, not retried: the events themselves are stored.
-    pub async fn enqueue(&self, tenant: TenantId, events: Vec<String>) {
+    pub async fn enqueue(
+        &self,
+        tenant: TenantId,
+        events: Vec<String>,
+    ) -> Result<(), engine::store::StoreError> {
         if events.is_empty() || !self.has_webhook(tenant).await {
-            return;
+            return Ok(());
         }
-        if let Err(error) = self.store.enqueue_webhooks(tenant, &events).await {
-            tracing::error!(%tenant, %error, "queueing webhook events failed");
-            metrics::counter!(m::STORE_ERRORS, "operation" => "enqueue_webhooks").increment(1);
-        }
+        self.store
+            .enqueue_webhooks(tenant, &events)
+            .await
+            .inspect_err(|error| {
+                tracing::error!(%tenant, %error, "queueing webhook events failed");
+                metrics::counter!(m::STORE_ERRORS, "operation" => "enqueue_webhooks").increment(1);
+            })
     }
 }

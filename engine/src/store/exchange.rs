@@ -76,8 +76,8 @@ pub struct ExportWatermark {
 pub struct PurgeReport {
     /// The recipient and event tables existed and were dropped.
     pub tables_dropped: bool,
-    /// Batch-submit idempotency records of the campaign deleted (their request
-    /// hash and response were derived from recipients' addresses).
+    /// Batch-submit idempotency records and queued webhook events of the
+    /// campaign deleted (derived from, or possibly naming, recipients).
     pub idempotency_records: u64,
 }
 

@@ -229,12 +229,35 @@ pub async fn purging_a_campaign_removes_its_personal_data_once_and_keeps_counter
         .await
         .expect("watermark");
 
+    let queued = format!(
+        r#"{{"event":"bounced","campaign":{},"recipient":2,"detail":"550 <r2@d2.example> unknown"}}"#,
+        campaign.0
+    );
+    let other = r#"{"event":"opened","campaign":999999,"recipient":1}"#.to_owned();
+    store
+        .enqueue_webhooks(tenant, &[queued, other.clone()])
+        .await
+        .expect("enqueue");
+
     let first = store.purge_campaign(tenant, campaign).await.expect("purge");
     let again = store.purge_campaign(tenant, campaign).await.expect("again");
 
     assert!(first.tables_dropped);
-    assert_eq!(first.idempotency_records, 1);
+    assert_eq!(first.idempotency_records, 2, "the key and the queued event");
     assert!(!again.removed_anything(), "{again:?}");
+    let later = Utc::now() + chrono::Duration::days(1);
+    let waiting: Vec<String> = store
+        .due_webhooks(tenant, later, 10)
+        .await
+        .expect("due")
+        .into_iter()
+        .map(|d| d.event)
+        .collect();
+    assert_eq!(
+        waiting,
+        [other],
+        "only another campaign's event stays queued"
+    );
     assert!(
         store
             .idempotency_record(tenant, "key-1")

@@ -175,10 +175,20 @@ pub(crate) async fn purge_campaign(
         )
         .await
         .map_err(sql::db_error)?;
+    // Webhook events still waiting for the receiver go too: their details
+    // (an SMTP reply, a URL) may name the recipient.
+    let webhook_events = tx
+        .execute(
+            "DELETE FROM broadside.webhook_outbox
+             WHERE tenant_id = $1 AND (event::jsonb ->> 'campaign') = $2::bigint::text",
+            &[&tenant.0, &campaign.0],
+        )
+        .await
+        .map_err(sql::db_error)?;
     tx.commit().await.map_err(sql::db_error)?;
     Ok(PurgeReport {
         tables_dropped: imported,
-        idempotency_records,
+        idempotency_records: idempotency_records + webhook_events,
     })
 }
 

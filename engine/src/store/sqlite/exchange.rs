@@ -163,10 +163,21 @@ pub(super) fn delete_idempotency(
     // for this statement.
     conn.execute_batch("PRAGMA secure_delete = ON")
         .map_err(db_error)?;
-    let deleted = conn.execute(
-        "DELETE FROM idempotency_keys WHERE tenant_id = ?1 AND batch_id = ?2",
-        params![tenant.0, campaign.0],
-    );
+    // Webhook events still waiting for the receiver go too: their details
+    // (an SMTP reply, a URL) may name the recipient.
+    let deleted = conn
+        .execute(
+            "DELETE FROM idempotency_keys WHERE tenant_id = ?1 AND batch_id = ?2",
+            params![tenant.0, campaign.0],
+        )
+        .and_then(|n| {
+            conn.execute(
+                "DELETE FROM webhook_outbox
+                 WHERE tenant_id = ?1 AND json_extract(event, '$.campaign') = ?2",
+                params![tenant.0, campaign.0],
+            )
+            .map(|m| n + m)
+        });
     conn.execute_batch("PRAGMA secure_delete = OFF")
         .map_err(db_error)?;
     let deleted = deleted.map_err(db_error)?;
