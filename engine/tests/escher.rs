@@ -1,5 +1,5 @@
 //! Escher conformance: runs every case of the public EscherAuth test suite in
-//! `shared/escher-test-cases` and fails if any case fails or is silently not run.
+//! `tests/fixtures/escher-test-cases` and fails if any case fails or is silently not run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -34,20 +34,19 @@ const SKIPPED: &[(&str, &str)] = &[
     ),
 ];
 
-/// The suite sits in `shared/` beside the checkout; `BROADSIDE_ESCHER_CASES`
-/// points elsewhere when it does not.
+/// The official suite (MIT, Emarsys), vendored under `tests/fixtures` so the
+/// test does not depend on where the checkout sits; `BROADSIDE_ESCHER_CASES`
+/// points at another copy (for example a newer upstream one).
 fn cases_dir() -> PathBuf {
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/escher-test-cases");
-    if beside.is_dir() {
-        return beside;
+    if let Some(dir) = std::env::var_os("BROADSIDE_ESCHER_CASES") {
+        assert!(
+            Path::new(&dir).is_dir(),
+            "BROADSIDE_ESCHER_CASES={} is not a directory",
+            Path::new(&dir).display()
+        );
+        return PathBuf::from(dir);
     }
-    match std::env::var_os("BROADSIDE_ESCHER_CASES") {
-        Some(dir) if Path::new(&dir).is_dir() => PathBuf::from(dir),
-        _ => panic!(
-            "Escher test cases not found at {} and BROADSIDE_ESCHER_CASES is not a directory",
-            beside.display()
-        ),
-    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/escher-test-cases")
 }
 
 /// Every `*.json` under the cases folder, as `folder/file.json`, sorted.
