@@ -237,10 +237,13 @@ impl TenantSupervisor {
 
     fn reconcile(&mut self, ctx: &mut Context<Self>) {
         let (store, tenant) = (Arc::clone(&self.store), self.tenant);
+        // Only running and paused campaigns, plus the ones this supervisor runs
+        // (to see them end): ended campaigns and batches pile up by the thousand.
+        let running: Vec<CampaignId> = self.running.keys().copied().collect();
         // The settings are read with the campaigns, so a campaign starts with the
         // tenant's current tracking domains.
         let read = async move {
-            let campaigns = store.campaigns(tenant).await?;
+            let campaigns = store.active_campaigns(tenant, &running).await?;
             let settings = store.tenant_settings(tenant).await?;
             Ok::<_, engine::store::StoreError>((campaigns, settings))
         };

@@ -87,6 +87,8 @@ macro_rules! conformance_tests {
             a_batch_is_created_running_with_its_rows_and_events,
             a_claimed_key_creates_one_batch_and_replays_the_first,
             a_batch_with_a_taken_name_or_no_tenant_creates_nothing,
+            batches_of_one_tenant_keep_their_rows_events_and_purges_apart,
+            active_campaigns_are_the_running_and_paused_and_those_asked_for,
             a_tenant_pgp_key_is_stored_once_per_tenant,
             a_customer_pgp_key_is_set_replaced_and_removed_apart_from_the_own_key,
             users_are_unique_found_by_name_and_listed_per_tenant,

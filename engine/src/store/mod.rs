@@ -371,6 +371,14 @@ pub trait Store: Send + Sync + 'static {
         name: &CampaignName,
     ) -> StoreResult<Option<Campaign>>;
     async fn campaigns(&self, tenant: TenantId) -> StoreResult<Vec<Campaign>>;
+    /// The campaigns the engine acts on: those running or paused, and those in
+    /// `also` whatever their status (a supervisor passes the ones it runs, to
+    /// see them end). An indexed read, however many campaigns ended before.
+    async fn active_campaigns(
+        &self,
+        tenant: TenantId,
+        also: &[CampaignId],
+    ) -> StoreResult<Vec<Campaign>>;
     /// Moves the campaign to `status` if `CampaignStatus::check_change` allows it;
     /// the first move to `Running` also sets `launched_at`.
     async fn set_campaign_status(

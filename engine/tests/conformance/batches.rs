@@ -3,8 +3,11 @@
 //! a lost key.
 
 use chrono::Utc;
-use engine::model::{CampaignId, EmailAddress, RecipientId, RecipientState};
-use engine::store::{BatchCreated, CampaignStatus, IdempotencyClaim, NewBatch, Store, StoreError};
+use engine::model::{CampaignId, EmailAddress, RecipientId, RecipientState, TenantId};
+use engine::store::{
+    BatchCreated, CampaignStatus, IdempotencyClaim, NewBatch, Store, StoreError, TrackingDetail,
+    TrackingEvent, TrackingKind,
+};
 
 use super::{campaign_name, columns, outcome, sample_batch, summary, tenant_name};
 
@@ -175,4 +178,186 @@ pub async fn a_batch_with_a_taken_name_or_no_tenant_creates_nothing(store: &dyn 
         "{orphan:?}"
     );
     assert_eq!(store.campaigns(acme.id).await.expect("list").len(), 1);
+}
+
+/// Creates a batch of `n` rows named `name` and returns its id.
+async fn create(store: &dyn Store, tenant: TenantId, name: &str, n: i64) -> CampaignId {
+    let (name, rows, summary, columns) = (
+        campaign_name(name),
+        sample_batch(0, n),
+        summary(n),
+        columns(),
+    );
+    let batch = NewBatch {
+        name: &name,
+        definition: DEFINITION,
+        columns: &columns,
+        rows: &rows,
+        summary: &summary,
+    };
+    match store
+        .create_batch(tenant, &batch, None)
+        .await
+        .expect("batch")
+    {
+        BatchCreated::Created { id, .. } => id,
+        other => panic!("created expected, got {other:?}"),
+    }
+}
+
+/// Batches of one tenant may share storage (PostgreSQL appends them to one
+/// table); whatever the layout, each sees only its own rows, outcomes, events
+/// and export range, and purging one leaves the other whole.
+pub async fn batches_of_one_tenant_keep_their_rows_events_and_purges_apart(store: &dyn Store) {
+    let acme = store
+        .create_tenant(&tenant_name("acme"))
+        .await
+        .expect("acme");
+    let (first, second) = (
+        create(store, acme.id, "msg-1", 3).await,
+        create(store, acme.id, "msg-2", 4).await,
+    );
+    let now = Utc::now();
+
+    let due = |id| store.due_recipients(acme.id, id, RecipientId(0), now, 100);
+    assert_eq!(due(first).await.expect("due").len(), 3);
+    assert_eq!(due(second).await.expect("due").len(), 4);
+    let delivered = [outcome(2, RecipientState::Delivered, "250 first")];
+    let report = store
+        .record_outcomes(acme.id, first, &delivered)
+        .await
+        .expect("outcome");
+    assert_eq!(report.applied, 1);
+    let open = TrackingEvent {
+        recipient: RecipientId(2),
+        kind: TrackingKind::Opened,
+        detail: TrackingDetail::default(),
+        at: now,
+    };
+    store
+        .record_tracking_events(acme.id, second, &[open])
+        .await
+        .expect("open");
+
+    // Outcomes and events stay with their batch.
+    assert_eq!(due(first).await.expect("due").len(), 2);
+    assert_eq!(due(second).await.expect("due").len(), 4);
+    let counters = store.counters(acme.id, second).await.expect("counters");
+    assert_eq!((counters.pending, counters.delivered), (4, 0));
+    assert_eq!(
+        store
+            .events(acme.id, second, RecipientId(2))
+            .await
+            .expect("events")
+            .len(),
+        0
+    );
+    assert_eq!(
+        store
+            .events(acme.id, first, RecipientId(2))
+            .await
+            .expect("events")
+            .len(),
+        1
+    );
+    let opens = store
+        .tracking_events(acme.id, first, RecipientId(2))
+        .await
+        .expect("tracking");
+    assert!(opens.is_empty(), "{opens:?}");
+    let bound_first = store
+        .committed_event_bound(acme.id, first)
+        .await
+        .expect("bound");
+    let bound_second = store
+        .committed_event_bound(acme.id, second)
+        .await
+        .expect("bound");
+    let events_first = store
+        .campaign_events(acme.id, first, 0, bound_first.max(bound_second), 100)
+        .await
+        .expect("events");
+    assert_eq!(events_first.len(), 1);
+    assert_eq!(events_first[0].detail.as_deref(), Some("250 first"));
+    assert_eq!(events_first[0].email.as_deref(), Some("r2@d2.example"));
+    let events_second = store
+        .campaign_events(acme.id, second, 0, bound_first.max(bound_second), 100)
+        .await
+        .expect("events");
+    assert_eq!(events_second.len(), 1, "{events_second:?}");
+    assert_eq!(events_second[0].email.as_deref(), Some("r2@d2.example"));
+
+    // Purging the first leaves the second whole; purging again is a no-op.
+    store.purge_campaign(acme.id, first).await.expect("purge");
+    store
+        .purge_campaign(acme.id, first)
+        .await
+        .expect("purge again");
+    let gone = store
+        .due_recipients(acme.id, first, RecipientId(0), now, 100)
+        .await;
+    assert!(matches!(gone, Err(StoreError::NotImported(_))), "{gone:?}");
+    assert_eq!(due(second).await.expect("due").len(), 4);
+    let kept = store
+        .recipients(acme.id, second, RecipientId(0), 100)
+        .await
+        .expect("rows");
+    assert_eq!(kept.len(), 4);
+    assert_eq!(kept[3].values, ["first4", "city4"]);
+    assert_eq!(
+        store
+            .tracking_events(acme.id, second, RecipientId(2))
+            .await
+            .expect("tracking")
+            .len(),
+        1
+    );
+}
+
+pub async fn active_campaigns_are_the_running_and_paused_and_those_asked_for(store: &dyn Store) {
+    let acme = store
+        .create_tenant(&tenant_name("acme"))
+        .await
+        .expect("acme");
+    let running = create(store, acme.id, "msg-run", 1).await;
+    let paused = create(store, acme.id, "msg-paused", 1).await;
+    let done = create(store, acme.id, "msg-done", 1).await;
+    let cancelled = create(store, acme.id, "msg-cancelled", 1).await;
+    let draft = store
+        .create_campaign(acme.id, &campaign_name("spring"))
+        .await
+        .expect("draft")
+        .id;
+    store
+        .set_campaign_status(acme.id, paused, CampaignStatus::Paused)
+        .await
+        .expect("pause");
+    store
+        .set_campaign_status(acme.id, done, CampaignStatus::Completed)
+        .await
+        .expect("complete");
+    store
+        .set_campaign_status(acme.id, cancelled, CampaignStatus::Cancelled)
+        .await
+        .expect("cancel");
+
+    let ids = |campaigns: Vec<engine::store::Campaign>| -> Vec<CampaignId> {
+        campaigns.into_iter().map(|c| c.id).collect()
+    };
+    let active = store.active_campaigns(acme.id, &[]).await.expect("active");
+    assert_eq!(ids(active), [running, paused]);
+    let asked = store
+        .active_campaigns(acme.id, &[done, CampaignId(987_654)])
+        .await
+        .expect("active and asked");
+    assert_eq!(ids(asked), [running, paused, done]);
+    let all = store.campaigns(acme.id).await.expect("all");
+    assert_eq!(ids(all), [running, paused, done, cancelled, draft]);
+    let unknown = store
+        .active_campaigns(engine::model::TenantId(999_999), &[])
+        .await;
+    assert!(
+        matches!(unknown, Err(StoreError::UnknownTenant(_))),
+        "{unknown:?}"
+    );
 }

@@ -2,6 +2,7 @@
 
 use tokio_postgres::{Client, GenericClient, Row};
 
+use super::tables::Tables;
 use super::{migrate, sql};
 use crate::model::{CampaignId, CampaignName, TenantId, TenantName};
 use crate::store::{Campaign, CampaignCounters, CampaignStatus, StoreError, StoreResult, Tenant};
@@ -38,7 +39,7 @@ fn campaign_row(tenant: TenantId, row: &Row) -> StoreResult<Campaign> {
 
 /// Maps an error of a statement on the tenant's catalogue: a missing schema or
 /// `campaigns` table means the tenant does not exist.
-fn tenant_error(tenant: TenantId) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
+pub(crate) fn tenant_error(tenant: TenantId) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
     move |error| {
         if sql::is_missing_relation(&error) {
             StoreError::UnknownTenant(tenant)
@@ -160,6 +161,24 @@ pub(crate) async fn campaigns(client: &Client, tenant: TenantId) -> StoreResult<
     rows.iter().map(|row| campaign_row(tenant, row)).collect()
 }
 
+pub(crate) async fn active_campaigns(
+    client: &Client,
+    tenant: TenantId,
+    also: &[CampaignId],
+) -> StoreResult<Vec<Campaign>> {
+    let query = format!(
+        "SELECT {CAMPAIGN_COLUMNS} FROM {}.campaigns
+         WHERE status IN ('running', 'paused') OR id = ANY($1) ORDER BY id",
+        sql::schema(tenant)
+    );
+    let also: Vec<i64> = also.iter().map(|id| id.0).collect();
+    let rows = client
+        .query(&query, &[&also])
+        .await
+        .map_err(tenant_error(tenant))?;
+    rows.iter().map(|row| campaign_row(tenant, row)).collect()
+}
+
 /// Checks the change against the locked row, so two concurrent changes (a pause
 /// from the API, a completion from the dispatcher) are judged one after the other.
 pub(crate) async fn set_campaign_status(
@@ -256,18 +275,14 @@ pub(crate) async fn lock_campaign(
 /// Drops the campaign's recipients and events (its personal data). The campaign row
 /// keeps its columns and counters; `imported` becomes false because the tables are
 /// gone, so later reads of recipients fail with `NotImported`.
-pub(crate) async fn drop_campaign_data(
-    client: &mut Client,
-    tenant: TenantId,
-    id: CampaignId,
-) -> StoreResult<()> {
+pub(crate) async fn drop_campaign_data(client: &mut Client, tables: &Tables) -> StoreResult<()> {
+    let (tenant, id) = (tables.tenant(), tables.campaign());
     let tx = client.transaction().await.map_err(sql::db_error)?;
     lock_campaign(&tx, tenant, id).await?;
     let statements = format!(
-        "DROP TABLE IF EXISTS {recipients}; DROP TABLE IF EXISTS {events};
+        "{remove}
          UPDATE {schema}.campaigns SET imported = false WHERE id = {id};",
-        recipients = sql::recipients(tenant, id),
-        events = sql::events(tenant, id),
+        remove = tables.remove_rows(),
         schema = sql::schema(tenant),
         id = id.0,
     );

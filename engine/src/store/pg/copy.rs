@@ -18,9 +18,12 @@ pub(crate) const CHUNK: usize = 64 * 1024;
 
 pub(crate) struct CopyEncoder {
     buf: BytesMut,
-    /// Fields per row: id, email, then the personalization values.
+    /// Fields per row: id, email, then the personalization values; or for a
+    /// message batch (`batch`) the batch id, id, email and the values as one
+    /// array (`engine::store::pg::tables`).
     fields: i16,
     columns: usize,
+    batch: Option<i64>,
     /// The last id written, to refuse ids out of order (the dispatcher pages by id).
     last_id: Option<i64>,
 }
@@ -37,8 +40,19 @@ impl CopyEncoder {
             buf,
             fields,
             columns,
+            batch: None,
             last_id: None,
         })
+    }
+
+    /// Rows of the message batch `batch` for the tenant's `batch_recipients`
+    /// table: `(batch_id, id, email, vals)`.
+    pub(crate) fn for_batch(batch: i64, columns: usize) -> StoreResult<Self> {
+        let mut encoder = Self::new(0)?;
+        encoder.fields = 4;
+        encoder.columns = columns;
+        encoder.batch = Some(batch);
+        Ok(encoder)
     }
 
     /// Encodes rows from `start` until the buffer holds a chunk or the batch ends;
@@ -69,11 +83,20 @@ impl CopyEncoder {
         self.last_id = Some(id);
         let buf = &mut self.buf;
         buf.put_i16(self.fields);
+        if let Some(batch) = self.batch {
+            buf.put_i32(8);
+            buf.put_i64(batch);
+        }
         buf.put_i32(8);
         buf.put_i64(id);
         put_text(buf, row.email())?;
-        for value in row.values() {
-            put_text(buf, value)?;
+        match self.batch {
+            None => {
+                for value in row.values() {
+                    put_text(buf, value)?;
+                }
+            }
+            Some(_) => put_text_array(buf, row.values(), self.columns)?,
         }
         Ok(())
     }
@@ -95,6 +118,33 @@ fn put_text(buf: &mut BytesMut, text: &str) -> StoreResult<()> {
         .map_err(|_| StoreError::Corrupt("a value longer than 2 GiB".into()))?;
     buf.put_i32(len);
     buf.put_slice(text.as_bytes());
+    Ok(())
+}
+
+/// A one-dimensional `text[]` without NULLs in the binary array format: length,
+/// dimensions (1), a has-nulls flag (0), the element type (text, OID 25), the
+/// dimension's length and lower bound (1), then each element as a field.
+fn put_text_array<'v>(
+    buf: &mut BytesMut,
+    values: impl Iterator<Item = &'v str>,
+    count: usize,
+) -> StoreResult<()> {
+    const TEXT_OID: i32 = 25;
+    let length_at = buf.len();
+    buf.put_i32(0);
+    buf.put_i32(1);
+    buf.put_i32(0);
+    buf.put_i32(TEXT_OID);
+    let count = i32::try_from(count)
+        .map_err(|_| StoreError::Corrupt(format!("{count} values are too many")))?;
+    buf.put_i32(count);
+    buf.put_i32(1);
+    for value in values {
+        put_text(buf, value)?;
+    }
+    let length = i32::try_from(buf.len() - length_at - 4)
+        .map_err(|_| StoreError::Corrupt("a row longer than 2 GiB".into()))?;
+    buf[length_at..length_at + 4].copy_from_slice(&length.to_be_bytes());
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 use tokio_postgres::Client;
 
+use super::tables::Tables;
 use super::{catalog, sql};
 use crate::model::{CampaignId, RecipientId, TenantId};
 use crate::store::{
@@ -17,10 +18,10 @@ use crate::store::{
 /// smaller id could become visible after the exporter moved past it.
 pub(crate) async fn committed_event_bound(
     client: &mut Client,
-    tenant: TenantId,
-    campaign: CampaignId,
+    tables: &Tables,
 ) -> StoreResult<i64> {
-    let events = sql::events(tenant, campaign);
+    let (tenant, campaign) = (tables.tenant(), tables.campaign());
+    let events = tables.events();
     let tx = client.transaction().await.map_err(sql::db_error)?;
     let locked = tx
         .batch_execute(&format!("LOCK TABLE {events} IN SHARE MODE"))
@@ -33,7 +34,13 @@ pub(crate) async fn committed_event_bound(
         });
     }
     let row = tx
-        .query_one(&format!("SELECT coalesce(max(id), 0) FROM {events}"), &[])
+        .query_one(
+            &format!(
+                "SELECT coalesce(max(id), 0) FROM {}",
+                tables.event_rows("src")
+            ),
+            &[],
+        )
         .await
         .map_err(sql::db_error)?;
     tx.commit().await.map_err(sql::db_error)?;
@@ -42,18 +49,17 @@ pub(crate) async fn committed_event_bound(
 
 pub(crate) async fn campaign_events(
     client: &Client,
-    tenant: TenantId,
-    campaign: CampaignId,
+    tables: &Tables,
     after: i64,
     through: i64,
     limit: u32,
 ) -> StoreResult<Vec<CampaignEvent>> {
     let statement = format!(
         "SELECT e.id, e.recipient_id, r.email, e.kind, e.detail, e.at
-         FROM {events} e LEFT JOIN {recipients} r ON r.id = e.recipient_id
+         FROM {events} LEFT JOIN {recipients} ON r.id = e.recipient_id
          WHERE e.id > $1 AND e.id <= $2 ORDER BY e.id LIMIT $3",
-        events = sql::events(tenant, campaign),
-        recipients = sql::recipients(tenant, campaign),
+        events = tables.event_rows("e"),
+        recipients = tables.recipient_rows("r"),
     );
     let rows = match client
         .query(&statement, &[&after, &through, &i64::from(limit)])
@@ -61,6 +67,7 @@ pub(crate) async fn campaign_events(
     {
         Ok(rows) => rows,
         Err(e) if sql::is_missing_relation(&e) => {
+            let (tenant, campaign) = (tables.tenant(), tables.campaign());
             return Err(catalog::missing_tables(client, tenant, campaign).await);
         }
         Err(e) => return Err(sql::db_error(e)),
@@ -153,17 +160,16 @@ pub(crate) async fn import_sources(
 /// idempotency records go together.
 pub(crate) async fn purge_campaign(
     client: &mut Client,
-    tenant: TenantId,
-    campaign: CampaignId,
+    tables: &Tables,
 ) -> StoreResult<PurgeReport> {
+    let (tenant, campaign) = (tables.tenant(), tables.campaign());
     let tx = client.transaction().await.map_err(sql::db_error)?;
     let (_, imported) = catalog::lock_campaign(&tx, tenant, campaign).await?;
     let statements = format!(
-        "DROP TABLE IF EXISTS {recipients}; DROP TABLE IF EXISTS {events};
+        "{remove}
          UPDATE {schema}.campaigns SET imported = false WHERE id = {id};
          DELETE FROM {schema}.export_watermarks WHERE campaign_id = {id};",
-        recipients = sql::recipients(tenant, campaign),
-        events = sql::events(tenant, campaign),
+        remove = tables.remove_rows(),
         schema = sql::schema(tenant),
         id = campaign.0,
     );

@@ -83,6 +83,11 @@ const TENANT: &[Migration] = &[
         name: "tenant_0003_exports",
         sql: include_str!("migrations/tenant_0003_exports.sql"),
     },
+    Migration {
+        version: 4,
+        name: "tenant_0004_batch_tables",
+        sql: include_str!("migrations/tenant_0004_batch_tables.sql"),
+    },
 ];
 
 /// Serializes migrations (exclusive) against each other and against tenant creation

@@ -16,6 +16,7 @@ mod pgp;
 mod recipients;
 mod sql;
 mod submit;
+mod tables;
 mod tracking;
 mod users;
 mod webhooks;
@@ -27,6 +28,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use self::manager::{PgManager, Pool};
+use self::tables::TablesCache;
 use crate::model::{CampaignId, CampaignName, EmailAddress, RecipientId, TenantId, TenantName};
 use crate::store::{
     ApiKey, AuditEntry, AuditQuery, AuditRecord, BatchCreated, Campaign, CampaignCounters,
@@ -41,6 +43,7 @@ use crate::tenant::TenantSettings;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    tables: std::sync::Arc<TablesCache>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -75,7 +78,10 @@ impl PgStore {
         // `build` opens nothing without `min_idle`; this makes a wrong URL or a
         // missing server an error here rather than at the first query.
         drop(pool.get().await.map_err(sql::pool_error)?);
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            tables: std::sync::Arc::default(),
+        })
     }
 
     async fn conn(&self) -> StoreResult<bb8::PooledConnection<'_, PgManager>> {
@@ -184,6 +190,14 @@ impl Store for PgStore {
         catalog::campaigns(&*self.conn().await?, tenant).await
     }
 
+    async fn active_campaigns(
+        &self,
+        tenant: TenantId,
+        also: &[CampaignId],
+    ) -> StoreResult<Vec<Campaign>> {
+        catalog::active_campaigns(&*self.conn().await?, tenant, also).await
+    }
+
     async fn set_campaign_status(
         &self,
         tenant: TenantId,
@@ -230,7 +244,9 @@ impl Store for PgStore {
         after: RecipientId,
         limit: u32,
     ) -> StoreResult<Vec<Recipient>> {
-        recipients::recipients(&*self.conn().await?, tenant, campaign, after, limit).await
+        let conn = self.conn().await?;
+        let tables = self.tables.tables(&conn, tenant, campaign).await?;
+        recipients::recipients(&conn, &tables, after, limit).await
     }
 
     async fn due_recipients(
@@ -242,7 +258,8 @@ impl Store for PgStore {
         limit: u32,
     ) -> StoreResult<RecipientBatch> {
         let conn = self.conn().await?;
-        recipients::due_recipients(&conn, tenant, campaign, after, now, limit).await
+        let tables = self.tables.tables(&conn, tenant, campaign).await?;
+        recipients::due_recipients(&conn, &tables, after, now, limit).await
     }
 
     async fn recipient_by_email(
@@ -251,7 +268,9 @@ impl Store for PgStore {
         campaign: CampaignId,
         email: &EmailAddress,
     ) -> StoreResult<Option<Recipient>> {
-        recipients::recipient_by_email(&*self.conn().await?, tenant, campaign, email).await
+        let conn = self.conn().await?;
+        let tables = self.tables.tables(&conn, tenant, campaign).await?;
+        recipients::recipient_by_email(&conn, &tables, email).await
     }
 
     async fn events(
@@ -260,7 +279,9 @@ impl Store for PgStore {
         campaign: CampaignId,
         recipient: RecipientId,
     ) -> StoreResult<Vec<Event>> {
-        recipients::events(&*self.conn().await?, tenant, campaign, recipient).await
+        let conn = self.conn().await?;
+        let tables = self.tables.tables(&conn, tenant, campaign).await?;
+        recipients::events(&conn, &tables, recipient).await
     }
 
     async fn record_outcomes(
@@ -270,7 +291,8 @@ impl Store for PgStore {
         outcomes: &[Outcome],
     ) -> StoreResult<RecordReport> {
         let mut conn = self.conn().await?;
-        outcomes::record_outcomes(&mut conn, tenant, campaign, outcomes).await
+        let tables = self.tables.tables(&conn, tenant, campaign).await?;
+        outcomes::record_outcomes(&mut conn, &tables, outcomes).await
     }
 
     async fn counters(
@@ -287,7 +309,9 @@ impl Store for PgStore {
         campaign: CampaignId,
         events: &[TrackingEvent],
     ) -> StoreResult<usize> {
-        tracking::record(&*self.conn().await?, tenant, campaign, events).await
+        let conn = self.conn().await?;
+        let tables = self.tables.tables(&conn, tenant, campaign).await?;
+        tracking::record(&conn, &tables, events).await
     }
 
     async fn tracking_events(
@@ -296,7 +320,9 @@ impl Store for PgStore {
         campaign: CampaignId,
         recipient: RecipientId,
     ) -> StoreResult<Vec<TrackingEvent>> {
-        tracking::list(&*self.conn().await?, tenant, campaign, recipient).await
+        let conn = self.conn().await?;
+        let tables = self.tables.tables(&conn, tenant, campaign).await?;
+        tracking::list(&conn, &tables, recipient).await
     }
 
     async fn suppress(
@@ -351,7 +377,13 @@ impl Store for PgStore {
 
     async fn drop_campaign_data(&self, tenant: TenantId, campaign: CampaignId) -> StoreResult<()> {
         let mut conn = self.conn().await?;
-        catalog::drop_campaign_data(&mut conn, tenant, campaign).await
+        let tables = self
+            .tables
+            .tables_to_remove(&conn, tenant, campaign)
+            .await?;
+        let dropped = catalog::drop_campaign_data(&mut conn, &tables).await;
+        self.tables.forget(tenant, campaign);
+        dropped
     }
 
     async fn committed_event_bound(
@@ -360,7 +392,8 @@ impl Store for PgStore {
         campaign: CampaignId,
     ) -> StoreResult<i64> {
         let mut conn = self.conn().await?;
-        exchange::committed_event_bound(&mut conn, tenant, campaign).await
+        let tables = self.tables.tables(&conn, tenant, campaign).await?;
+        exchange::committed_event_bound(&mut conn, &tables).await
     }
 
     async fn campaign_events(
@@ -372,7 +405,8 @@ impl Store for PgStore {
         limit: u32,
     ) -> StoreResult<Vec<CampaignEvent>> {
         let conn = self.conn().await?;
-        exchange::campaign_events(&conn, tenant, campaign, after, through, limit).await
+        let tables = self.tables.tables(&conn, tenant, campaign).await?;
+        exchange::campaign_events(&conn, &tables, after, through, limit).await
     }
 
     async fn export_watermark(
@@ -406,7 +440,13 @@ impl Store for PgStore {
         campaign: CampaignId,
     ) -> StoreResult<PurgeReport> {
         let mut conn = self.conn().await?;
-        exchange::purge_campaign(&mut conn, tenant, campaign).await
+        let tables = self
+            .tables
+            .tables_to_remove(&conn, tenant, campaign)
+            .await?;
+        let purged = exchange::purge_campaign(&mut conn, &tables).await;
+        self.tables.forget(tenant, campaign);
+        purged
     }
 
     async fn tenant_settings(&self, tenant: TenantId) -> StoreResult<TenantSettings> {

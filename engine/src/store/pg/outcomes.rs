@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Transaction};
 
+use super::tables::Tables;
 use super::{catalog, sql};
-use crate::model::{CampaignId, RecipientState, StateCode, TenantId};
+use crate::model::{RecipientState, StateCode};
 use crate::store::{CampaignCounters, Outcome, RecordReport, StoreResult};
 
 /// A locked row as the batch changes it.
@@ -44,27 +45,25 @@ struct Writes<'a> {
 
 pub(crate) async fn record_outcomes(
     client: &mut Client,
-    tenant: TenantId,
-    campaign: CampaignId,
+    tables: &Tables,
     outcomes: &[Outcome],
 ) -> StoreResult<RecordReport> {
     if outcomes.is_empty() {
         return Ok(RecordReport::default());
     }
     let tx = client.transaction().await.map_err(sql::db_error)?;
-    let locked = match lock_rows(&tx, tenant, campaign, outcomes).await {
+    let locked = match lock_rows(&tx, tables, outcomes).await {
         Ok(locked) => locked,
         Err(e) if sql::is_missing_relation(&e) => {
             drop(tx);
+            let (tenant, campaign) = (tables.tenant(), tables.campaign());
             return Err(catalog::missing_tables(client, tenant, campaign).await);
         }
         Err(e) => return Err(sql::db_error(e)),
     };
     let (writes, report) = apply(locked, outcomes);
     if report.applied > 0 {
-        write(&tx, tenant, campaign, &writes)
-            .await
-            .map_err(sql::db_error)?;
+        write(&tx, tables, &writes).await.map_err(sql::db_error)?;
     }
     tx.commit().await.map_err(sql::db_error)?;
     Ok(report)
@@ -72,16 +71,17 @@ pub(crate) async fn record_outcomes(
 
 async fn lock_rows<'a>(
     tx: &Transaction<'_>,
-    tenant: TenantId,
-    campaign: CampaignId,
+    tables: &Tables,
     outcomes: &[Outcome],
 ) -> Result<HashMap<i64, RowChange<'a>>, tokio_postgres::Error> {
     let mut ids: Vec<i64> = outcomes.iter().map(|o| o.recipient.0).collect();
     ids.sort_unstable();
     ids.dedup();
     let statement = format!(
-        "SELECT id, state, until, first_attempt_at FROM {} WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-        sql::recipients(tenant, campaign)
+        "SELECT id, state, until, first_attempt_at FROM {} WHERE {}id = ANY($1)
+         ORDER BY id FOR UPDATE",
+        tables.recipients(),
+        tables.filter("")
     );
     let rows = tx
         .query_typed(&statement, &[(&ids, Type::INT8_ARRAY)])
@@ -152,10 +152,10 @@ fn apply<'a>(
 
 async fn write(
     tx: &Transaction<'_>,
-    tenant: TenantId,
-    campaign: CampaignId,
+    tables: &Tables,
     w: &Writes<'_>,
 ) -> Result<u64, tokio_postgres::Error> {
+    let (key_column, key_value) = tables.event_key();
     let statement = format!(
         "WITH u AS (
              UPDATE {recipients} AS r SET state = u.state, until = u.until,
@@ -164,18 +164,19 @@ async fn write(
                  last_reply = coalesce(u.reply, r.last_reply), updated_at = u.at
              FROM unnest($1, $2, $3, $4, $5, $6, $7)
                  AS u(id, state, until, attempts, first_attempt, reply, at)
-             WHERE r.id = u.id
+             WHERE {filter}r.id = u.id
          ), e AS (
-             INSERT INTO {events} (recipient_id, kind, detail, at)
-             SELECT * FROM unnest($8, $9, $10, $11)
+             INSERT INTO {events} ({key_column}recipient_id, kind, detail, at)
+             SELECT {key_value}* FROM unnest($8, $9, $10, $11)
          )
          UPDATE {schema}.campaigns SET pending = pending + $12, deferred = deferred + $13,
              delivered = delivered + $14, bounced = bounced + $15, failed = failed + $16,
              suppressed = suppressed + $17
          WHERE id = $18",
-        recipients = sql::recipients(tenant, campaign),
-        events = sql::events(tenant, campaign),
-        schema = sql::schema(tenant),
+        recipients = tables.recipients(),
+        filter = tables.filter("r"),
+        events = tables.events(),
+        schema = sql::schema(tables.tenant()),
     );
     let d = &w.deltas;
     let params: [(&(dyn ToSql + Sync), Type); 18] = [
@@ -196,7 +197,7 @@ async fn write(
         (&d.bounced, Type::INT8),
         (&d.failed, Type::INT8),
         (&d.suppressed, Type::INT8),
-        (&campaign.0, Type::INT8),
+        (&tables.campaign().0, Type::INT8),
     ];
     tx.execute_typed(&statement, &params).await
 }

@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Column, Row};
 
+use super::tables::Tables;
 use super::{catalog, sql};
-use crate::model::{CampaignId, EmailAddress, RecipientId, RecipientState, StateCode, TenantId};
+use crate::model::{EmailAddress, RecipientId, RecipientState, StateCode};
 use crate::store::{Event, Recipient, RecipientBatch, StoreError, StoreResult};
 
 /// Where each column of a `SELECT *` on a recipients table is.
@@ -19,8 +20,23 @@ struct Layout {
     attempts: usize,
     first_attempt: usize,
     last_reply: usize,
-    /// `v1..vN`, in that order.
-    values: Vec<usize>,
+    values: Values,
+}
+
+/// Where the personalization values are: the columns `v1..vN` of a campaign's
+/// own table, or one array of a message batch (see `tables`).
+enum Values {
+    Columns(Vec<usize>),
+    Array(usize),
+}
+
+impl Values {
+    fn of<'r>(&self, row: &'r Row) -> Vec<&'r str> {
+        match self {
+            Values::Columns(columns) => columns.iter().map(|&i| row.get(i)).collect(),
+            Values::Array(i) => row.get(*i),
+        }
+    }
 }
 
 impl Layout {
@@ -40,6 +56,10 @@ impl Layout {
             })
             .collect();
         values.sort_unstable();
+        let values = match columns.iter().position(|c| c.name() == "vals") {
+            Some(index) => Values::Array(index),
+            None => Values::Columns(values.into_iter().map(|(_, index)| index).collect()),
+        };
         Ok(Self {
             id: find("id")?,
             email: find("email")?,
@@ -48,7 +68,7 @@ impl Layout {
             attempts: find("attempts")?,
             first_attempt: find("first_attempt_at")?,
             last_reply: find("last_reply")?,
-            values: values.into_iter().map(|(_, index)| index).collect(),
+            values,
         })
     }
 
@@ -61,7 +81,7 @@ impl Layout {
             id: RecipientId(row.get(self.id)),
             email: EmailAddress::parse(email)
                 .map_err(|e| StoreError::Corrupt(format!("stored address {email:?}: {e}")))?,
-            values: self.values.iter().map(|&i| row.get(i)).collect(),
+            values: self.values.of(row).into_iter().map(str::to_owned).collect(),
             state: RecipientState::from_parts(code, row.get(self.until)),
             attempts: row.get(self.attempts),
             first_attempt: row.get(self.first_attempt),
@@ -74,15 +94,14 @@ impl Layout {
 /// tenant or campaign, or a campaign not imported.
 async fn query(
     client: &Client,
-    tenant: TenantId,
-    campaign: CampaignId,
+    tables: &Tables,
     statement: &str,
     params: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)],
 ) -> StoreResult<Vec<Row>> {
     match client.query_typed(statement, params).await {
         Ok(rows) => Ok(rows),
         Err(e) if sql::is_missing_relation(&e) => {
-            Err(catalog::missing_tables(client, tenant, campaign).await)
+            Err(catalog::missing_tables(client, tables.tenant(), tables.campaign()).await)
         }
         Err(e) => Err(sql::db_error(e)),
     }
@@ -90,19 +109,18 @@ async fn query(
 
 pub(crate) async fn recipients(
     client: &Client,
-    tenant: TenantId,
-    campaign: CampaignId,
+    tables: &Tables,
     after: RecipientId,
     limit: u32,
 ) -> StoreResult<Vec<Recipient>> {
     let statement = format!(
         "SELECT * FROM {} WHERE id > $1 ORDER BY id LIMIT $2",
-        sql::recipients(tenant, campaign)
+        tables.recipient_rows("src")
     );
     let limit = i64::from(limit);
     let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
         [(&after.0, Type::INT8), (&limit, Type::INT8)];
-    let rows = query(client, tenant, campaign, &statement, &params).await?;
+    let rows = query(client, tables, &statement, &params).await?;
     let Some(first) = rows.first() else {
         return Ok(Vec::new());
     };
@@ -112,8 +130,7 @@ pub(crate) async fn recipients(
 
 pub(crate) async fn due_recipients(
     client: &Client,
-    tenant: TenantId,
-    campaign: CampaignId,
+    tables: &Tables,
     after: RecipientId,
     now: DateTime<Utc>,
     limit: u32,
@@ -123,7 +140,7 @@ pub(crate) async fn due_recipients(
         "SELECT * FROM {} WHERE id > $1
            AND (state = 0 OR (state = 1 AND coalesce(until, '-infinity') <= $2))
          ORDER BY id LIMIT $3",
-        sql::recipients(tenant, campaign)
+        tables.recipient_rows("src")
     );
     let limit = i64::from(limit);
     let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 3] = [
@@ -131,42 +148,56 @@ pub(crate) async fn due_recipients(
         (&now, Type::TIMESTAMPTZ),
         (&limit, Type::INT8),
     ];
-    let rows = query(client, tenant, campaign, &statement, &params).await?;
+    let rows = query(client, tables, &statement, &params).await?;
     let Some(first) = rows.first() else {
         // Rare (the end of a pass), so the second query only happens here.
-        let columns = catalog::column_count(client, tenant, campaign).await?;
+        let columns = catalog::column_count(client, tables.tenant(), tables.campaign()).await?;
         return Ok(RecipientBatch::new(columns));
     };
     let layout = Layout::of(first.columns())?;
-    let mut batch = RecipientBatch::with_capacity(layout.values.len(), rows.len(), 0);
+    let columns = layout.values.of(first).len();
+    let mut batch = RecipientBatch::with_capacity(columns, rows.len(), 0);
     for row in &rows {
         let email: &str = row.get(layout.email);
-        let values = layout.values.iter().map(|&i| row.get::<_, &str>(i));
         let attempts: i32 = row.get(layout.attempts);
         let attempts = u32::try_from(attempts)
             .map_err(|_| StoreError::Corrupt(format!("negative attempts {attempts}")))?;
         let first_attempt = row.get(layout.first_attempt);
         let id = RecipientId(row.get(layout.id));
-        batch.push_due(id, email, values, attempts, first_attempt);
+        match &layout.values {
+            Values::Columns(columns) => {
+                let values = columns.iter().map(|&i| row.get::<_, &str>(i));
+                batch.push_due(id, email, values, attempts, first_attempt);
+            }
+            Values::Array(i) => {
+                let values: Vec<&str> = row.get(*i);
+                if values.len() != columns {
+                    return Err(StoreError::Corrupt(format!(
+                        "recipient {id} has {} values where its batch has {columns}",
+                        values.len()
+                    )));
+                }
+                batch.push_due(id, email, values, attempts, first_attempt);
+            }
+        }
     }
     Ok(batch)
 }
 
 pub(crate) async fn recipient_by_email(
     client: &Client,
-    tenant: TenantId,
-    campaign: CampaignId,
+    tables: &Tables,
     email: &EmailAddress,
 ) -> StoreResult<Option<Recipient>> {
     // No index on email: imports stay fast, and this serves occasional look-ups
     // (support, unsubscribes by address), not the delivery path, which uses ids.
     let statement = format!(
         "SELECT * FROM {} WHERE email = $1 ORDER BY id LIMIT 1",
-        sql::recipients(tenant, campaign)
+        tables.recipient_rows("src")
     );
     let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 1] =
         [(&email.as_str(), Type::TEXT)];
-    let rows = query(client, tenant, campaign, &statement, &params).await?;
+    let rows = query(client, tables, &statement, &params).await?;
     let Some(row) = rows.first() else {
         return Ok(None);
     };
@@ -175,17 +206,16 @@ pub(crate) async fn recipient_by_email(
 
 pub(crate) async fn events(
     client: &Client,
-    tenant: TenantId,
-    campaign: CampaignId,
+    tables: &Tables,
     recipient: RecipientId,
 ) -> StoreResult<Vec<Event>> {
     let statement = format!(
         "SELECT kind, detail, at FROM {} WHERE recipient_id = $1 AND kind < 10 ORDER BY id",
-        sql::events(tenant, campaign)
+        tables.event_rows("src")
     );
     let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 1] =
         [(&recipient.0, Type::INT8)];
-    let rows = query(client, tenant, campaign, &statement, &params).await?;
+    let rows = query(client, tables, &statement, &params).await?;
     rows.iter()
         .map(|row| {
             let kind: i16 = row.get(0);

@@ -1,7 +1,6 @@
 //! Message batches in one transaction: the campaign row (already `running`, its
-//! counters set), the recipients table with its primary key from the start (a
-//! batch is small, so indexing while loading is cheaper than a second pass), the
-//! rows by binary `COPY ... FREEZE`, the events table, the import record and the
+//! counters set), the rows appended by binary `COPY` to the tenant's long-lived
+//! `batch_recipients` table (no DDL: see `tables`), the import record and the
 //! idempotency key. One commit, one fsync; any failure, a terminated backend
 //! included, rolls all of it back.
 
@@ -10,6 +9,7 @@ use tokio_postgres::Transaction;
 
 use super::copy::CopyEncoder;
 use super::manager::Pool;
+use super::tables::Tables;
 use super::{keys, sql};
 use crate::model::{CampaignId, TenantId};
 use crate::store::{BatchCreated, IdempotencyClaim, NewBatch, StoreError, StoreResult};
@@ -52,8 +52,9 @@ async fn insert_campaign(
 ) -> StoreResult<CampaignId> {
     let query = format!(
         "INSERT INTO {}.campaigns
-             (name, status, definition, columns, imported, pending, launched_at)
-         VALUES ($1, 'running', $2, $3, true, $4, now())
+             (name, status, definition, columns, imported, pending, launched_at,
+              shared_tables)
+         VALUES ($1, 'running', $2, $3, true, $4, now(), true)
          RETURNING id",
         sql::schema(tenant)
     );
@@ -84,39 +85,20 @@ async fn insert_campaign(
     Ok(CampaignId(row.get(0)))
 }
 
-/// Creates the batch's tables, copies its rows in and records the import.
+/// Appends the batch's rows to the tenant's batch table and records the import.
 async fn load_rows(
     tx: &Transaction<'_>,
     tenant: TenantId,
     id: CampaignId,
     batch: &NewBatch<'_>,
 ) -> StoreResult<()> {
-    let recipients = sql::recipients(tenant, id);
-    let events = sql::events(tenant, id);
-    let values: String = (1..=batch.columns.len())
-        .map(|i| format!("v{i} text NOT NULL, "))
-        .collect();
-    let ddl = format!(
-        "CREATE TABLE {recipients} (
-             id bigint PRIMARY KEY, email text NOT NULL, {values}
-             state smallint NOT NULL DEFAULT 0, until timestamptz,
-             attempts int NOT NULL DEFAULT 0, first_attempt_at timestamptz,
-             last_reply text, updated_at timestamptz
-         );
-         CREATE TABLE {events} (
-             id bigserial PRIMARY KEY, recipient_id bigint NOT NULL,
-             kind smallint NOT NULL, detail text, at timestamptz NOT NULL
-         );
-         CREATE INDEX ON {events} (recipient_id);"
-    );
-    tx.batch_execute(&ddl).await.map_err(sql::db_error)?;
     let copy = format!(
-        "COPY {recipients} (id, email{}) FROM STDIN (FORMAT binary, FREEZE)",
-        sql::value_columns(batch.columns.len())
+        "COPY {} (batch_id, id, email, vals) FROM STDIN (FORMAT binary)",
+        Tables::shared(tenant, id).recipients()
     );
     let sink = tx.copy_in(&copy).await.map_err(sql::db_error)?;
     futures_util::pin_mut!(sink);
-    let mut encoder = CopyEncoder::new(batch.columns.len())?;
+    let mut encoder = CopyEncoder::for_batch(id.0, batch.columns.len())?;
     let mut next = 0;
     while next < batch.rows.len() {
         next = encoder.encode(batch.rows, next)?;

@@ -6,26 +6,27 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
+use super::tables::Tables;
 use super::{catalog, sql};
-use crate::model::{CampaignId, RecipientId, TenantId};
+use crate::model::{RecipientId, TenantId};
 use crate::store::tracking::FIRST_TRACKING_KIND;
 use crate::store::{StoreResult, Suppression, SuppressionReason, TrackingEvent, TrackingKind};
 
 /// One statement per batch, from arrays (group commit).
 pub(crate) async fn record(
     client: &Client,
-    tenant: TenantId,
-    campaign: CampaignId,
+    tables: &Tables,
     events: &[TrackingEvent],
 ) -> StoreResult<usize> {
     let ids: Vec<i64> = events.iter().map(|e| e.recipient.0).collect();
     let kinds: Vec<i16> = events.iter().map(|e| e.kind.as_i16()).collect();
     let details: Vec<String> = events.iter().map(TrackingEvent::detail_json).collect();
     let ats: Vec<DateTime<Utc>> = events.iter().map(|e| e.at).collect();
+    let (key_column, key_value) = tables.event_key();
     let statement = format!(
-        "INSERT INTO {} (recipient_id, kind, detail, at)
-         SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::text[], $4::timestamptz[])",
-        sql::events(tenant, campaign)
+        "INSERT INTO {events} ({key_column}recipient_id, kind, detail, at)
+         SELECT {key_value}* FROM unnest($1::bigint[], $2::smallint[], $3::text[], $4::timestamptz[])",
+        events = tables.events()
     );
     match client
         .execute(&statement, &[&ids, &kinds, &details, &ats])
@@ -33,7 +34,7 @@ pub(crate) async fn record(
     {
         Ok(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
         Err(e) if sql::is_missing_relation(&e) => {
-            Err(catalog::missing_tables(client, tenant, campaign).await)
+            Err(catalog::missing_tables(client, tables.tenant(), tables.campaign()).await)
         }
         Err(e) => Err(sql::db_error(e)),
     }
@@ -41,13 +42,12 @@ pub(crate) async fn record(
 
 pub(crate) async fn list(
     client: &Client,
-    tenant: TenantId,
-    campaign: CampaignId,
+    tables: &Tables,
     recipient: RecipientId,
 ) -> StoreResult<Vec<TrackingEvent>> {
     let statement = format!(
         "SELECT kind, detail, at FROM {} WHERE recipient_id = $1 AND kind >= $2 ORDER BY id",
-        sql::events(tenant, campaign)
+        tables.event_rows("src")
     );
     let rows = match client
         .query(&statement, &[&recipient.0, &FIRST_TRACKING_KIND])
@@ -55,6 +55,7 @@ pub(crate) async fn list(
     {
         Ok(rows) => rows,
         Err(e) if sql::is_missing_relation(&e) => {
+            let (tenant, campaign) = (tables.tenant(), tables.campaign());
             return Err(catalog::missing_tables(client, tenant, campaign).await);
         }
         Err(e) => return Err(sql::db_error(e)),

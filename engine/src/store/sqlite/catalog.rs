@@ -227,6 +227,26 @@ pub(super) fn campaigns(conn: &Connection, tenant: TenantId) -> StoreResult<Vec<
         .collect()
 }
 
+pub(super) fn active_campaigns(
+    conn: &Connection,
+    tenant: TenantId,
+    also: &[CampaignId],
+) -> StoreResult<Vec<Campaign>> {
+    // Ids are integers, so listing them inline is safe; the statement varies
+    // with them, so it is not cached.
+    let also: Vec<String> = also.iter().map(|id| id.0.to_string()).collect();
+    let mut stmt = conn
+        .prepare(&format!(
+            "{CAMPAIGN_COLUMNS} WHERE status IN ('running', 'paused') OR id IN ({})
+             ORDER BY id",
+            also.join(", ")
+        ))
+        .map_err(db_error)?;
+    let rows = stmt.query_map([], campaign_row).map_err(db_error)?;
+    rows.map(|row| into_campaign(tenant, row.map_err(db_error)?))
+        .collect()
+}
+
 /// Checks and changes the status in one immediate transaction, so a concurrent
 /// change from another process is judged after this one, not against stale data.
 pub(super) fn set_status(

@@ -83,6 +83,11 @@ pub(super) const TENANT: &[Migration] = &[
         sql: include_str!("migrations/tenant/0003_exports.sql"),
         step: None,
     },
+    Migration {
+        name: "0004_active_campaigns",
+        sql: include_str!("migrations/tenant/0004_active_campaigns.sql"),
+        step: None,
+    },
 ];
 
 /// Adds `first_attempt_at` to the recipients tables imported before it existed

@@ -361,6 +361,18 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn active_campaigns(
+        &self,
+        tenant: TenantId,
+        also: &[CampaignId],
+    ) -> StoreResult<Vec<Campaign>> {
+        let worker = self.tenant(tenant).await?;
+        let also = also.to_vec();
+        worker
+            .call(move |conn| catalog::active_campaigns(conn, tenant, &also))
+            .await
+    }
+
     async fn set_campaign_status(
         &self,
         tenant: TenantId,
