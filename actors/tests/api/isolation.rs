@@ -24,7 +24,18 @@ async fn another_tenants_ids_are_not_found_on_every_endpoint() {
         "alpha-results.csv",
         b"email\nsecret-export@acme.example\n",
     );
+    let batch = serde_json::json!({
+        "template": super::definition(),
+        "recipients": [{ "email": "ann@a.example", "data": { "first_name": "Ann" } }],
+    });
+    let (status, submitted) = app
+        .json(&alpha, "POST", "/v1/messages", batch.to_string().as_bytes())
+        .await;
+    assert_eq!(status, 201, "{submitted}");
+    let batch = format!("/v1/messages/{}", submitted["id"]);
     let endpoints: Vec<(&str, String, &[u8])> = vec![
+        ("GET", batch.clone(), b""),
+        ("GET", format!("{batch}/recipients/ann@a.example"), b""),
         ("GET", base.clone(), b""),
         ("PUT", format!("{base}/recipients"), CSV.as_bytes()),
         ("POST", format!("{base}/imports"), b"{}"),

@@ -1,6 +1,8 @@
-//! `POST /v1/messages` and `GET /v1/messages/{id}`: per-recipient verdicts,
-//! delivery with each recipient's own data, idempotent retries, the submit rate
-//! limit and tenant isolation.
+//! `POST /v1/messages`, `GET /v1/messages/{id}` and its recipients:
+//! per-recipient verdicts, delivery with each recipient's own data (on SQLite
+//! and on PostgreSQL, where batches share the tenant's batch tables),
+//! idempotent retries, also racing ones, the submit rate limit and tenant
+//! isolation.
 
 use std::time::Duration;
 
@@ -236,5 +238,100 @@ async fn another_tenants_batch_and_template_are_not_found() {
     assert_eq!(own, 404, "a campaign is not a message batch: {mine}");
     let (status, ok) = submit(&app, &alpha, &reuse, None).await;
     assert_eq!(status, 201, "the owner can reuse it: {ok}");
+    app.stop().await;
+}
+
+/// On PostgreSQL batches append to the tenant's long-lived batch tables: two
+/// batches sent at once each reach exactly their own recipients with their own
+/// data, and each recipient is shown with its state and events.
+#[actix_web::test]
+async fn batches_on_postgres_are_delivered_and_each_recipient_is_shown() {
+    let Some(app) = TestApp::spawn_pg().await else {
+        return;
+    };
+    let acme = app.tenant_with_key("acme").await;
+    let second = submit_body(json!([
+        { "email": "ann@a.example", "data": { "first_name": "Annie" } },
+        { "email": "zoe@z.example", "data": { "first_name": "Zoe" } },
+    ]));
+
+    let first_body = three_good_two_bad();
+    let ((s1, first), (s2, other)) = tokio::join!(
+        submit(&app, &acme, &first_body, None),
+        submit(&app, &acme, &second, None)
+    );
+    assert_eq!((s1, s2), (201, 201), "{first} {other}");
+    wait_delivered(&app, 5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert_eq!(app.sink.recorder.total_messages(), 5);
+    let ann = app.sink.recorder.messages_for("ann@a.example");
+    let mut greetings: Vec<String> = ann
+        .iter()
+        .map(|m| {
+            let text = String::from_utf8_lossy(m.bytes.as_deref().expect("kept")).into_owned();
+            ["Hi Ann,", "Hi Annie,"]
+                .into_iter()
+                .find(|g| text.contains(g))
+                .unwrap_or("neither")
+                .to_owned()
+        })
+        .collect();
+    greetings.sort();
+    assert_eq!(greetings, ["Hi Ann,", "Hi Annie,"], "one message per batch");
+    for (body, email, name) in [
+        (&first, "bob@b.example", "Bob"),
+        (&other, "zoe@z.example", "Zoe"),
+    ] {
+        let path = format!("/v1/messages/{}/recipients/{email}", body["id"]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let shown = loop {
+            let (status, shown) = app.json(&acme, "GET", &path, b"").await;
+            assert_eq!(status, 200, "{path}: {shown}");
+            if shown["state"]["state"] == "delivered" || tokio::time::Instant::now() > deadline {
+                break shown;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(shown["email"], email, "{shown}");
+        assert_eq!(shown["values"]["first_name"], name, "{shown}");
+        assert_eq!(shown["state"]["state"], "delivered", "{shown}");
+        assert_eq!(shown["events"].as_array().map(Vec::len), Some(1), "{shown}");
+    }
+    let missing = format!("/v1/messages/{}/recipients/zoe@z.example", first["id"]);
+    let (status, body) = app.json(&acme, "GET", &missing, b"").await;
+    assert_eq!((status, code(&body)), (404, "not_found"), "{body}");
+    app.stop().await;
+}
+
+/// Two requests racing with one `Idempotency-Key` (a client retrying before
+/// the first answer): one batch is created, both get its answer, and each
+/// recipient gets one message.
+#[actix_web::test]
+async fn racing_retries_with_one_key_create_one_batch() {
+    let Some(app) = TestApp::spawn_pg().await else {
+        return;
+    };
+    let acme = app.tenant_with_key("acme").await;
+    let body = three_good_two_bad();
+
+    let answers = futures_util::future::join_all(
+        (0..4).map(|_| submit(&app, &acme, &body, Some("order-race"))),
+    )
+    .await;
+
+    for (status, answer) in &answers {
+        assert_eq!(*status, 201, "{answer}");
+        assert_eq!(answer, &answers[0].1, "every racer gets the first answer");
+    }
+    wait_delivered(&app, 3).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.sink.recorder.total_messages(), 3);
+    let (_, listed) = app.json(&acme, "GET", "/v1/campaigns", b"").await;
+    assert_eq!(
+        listed["campaigns"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
     app.stop().await;
 }

@@ -174,10 +174,18 @@ async fn a_submit_whose_backend_dies_midway_leaves_nothing_behind() {
         .await
         .expect("tables")
         .get(0);
+    let rows: i64 = killer
+        .query_one(
+            &format!("SELECT count(*) FROM {schema}.batch_recipients"),
+            &[],
+        )
+        .await
+        .expect("batch rows")
+        .get(0);
     assert_eq!(
-        (campaigns, tables),
-        (0, 0),
-        "no campaign row, no per-batch table"
+        (campaigns, tables, rows),
+        (0, 0, 0),
+        "no campaign row, no per-batch table, no batch row"
     );
     let (status, retried) = submit(&app, &acme, &two_recipients(), Some("order-7")).await;
     assert_eq!(

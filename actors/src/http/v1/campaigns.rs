@@ -268,6 +268,17 @@ pub async fn recipient(
     let (id, email) = path.into_inner();
     let tenant = signed.caller.tenant;
     let campaign = owned(state.store.as_ref(), tenant, CampaignId(id)).await?;
+    recipient_view(&state, &campaign, email).await
+}
+
+/// One recipient of `campaign` (already checked to be the caller's) with its
+/// values, state and events; an unknown address is not found.
+pub(crate) async fn recipient_view(
+    state: &ApiState,
+    campaign: &Campaign,
+    email: String,
+) -> Result<HttpResponse, V1Error> {
+    let tenant = campaign.tenant;
     let not_found = || V1Error::RecipientNotFound(email.clone());
     let address = EmailAddress::parse(&email).map_err(|_| not_found())?;
     if !campaign.imported {

@@ -249,6 +249,24 @@ pub async fn status(
     })))
 }
 
+/// `GET /v1/messages/{id}/recipients/{email}`: one recipient of a batch, with
+/// its values, state and events, as for a campaign.
+pub async fn recipient(
+    state: web::Data<ApiState>,
+    signed: Signed,
+    path: web::Path<(i64, String)>,
+) -> Result<HttpResponse, V1Error> {
+    let (id, email) = path.into_inner();
+    let id = CampaignId(id);
+    let campaign = state
+        .store
+        .campaign(signed.caller.tenant, id)
+        .await?
+        .filter(is_batch)
+        .ok_or(V1Error::MessageNotFound(id))?;
+    super::campaigns::recipient_view(&state, &campaign, email).await
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::new(), |mut s, b| {

@@ -82,6 +82,11 @@ pub fn register<R: Router>(r: &mut R) {
         )
         .add(M::POST, "/messages", messages::submit)
         .add(M::GET, "/messages/{id}", messages::status)
+        .add(
+            M::GET,
+            "/messages/{id}/recipients/{email}",
+            messages::recipient,
+        )
         .add(M::GET, "/suppressions", suppressions::list)
         .add(M::POST, "/suppressions", suppressions::add)
         .add(M::DELETE, "/suppressions/{email}", suppressions::remove)

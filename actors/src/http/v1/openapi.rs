@@ -130,6 +130,13 @@ const OPERATIONS: &[Operation] = &[
     ),
     op(
         "get",
+        "/messages/{id}/recipients/{email}",
+        "One recipient of a message batch: its values, state and events",
+        None,
+        ("200", "The recipient"),
+    ),
+    op(
+        "get",
         "/suppressions",
         "The tenant's suppression list",
         None,
