@@ -62,7 +62,7 @@ fn kind(value: &Value) -> Kind {
     }
 }
 
-/// The section's keys with their stored values, in document order.
+/// The section's keys with their stored values, by key.
 fn section(settings: &TenantSettings) -> Vec<(String, Value)> {
     settings
         .entries()

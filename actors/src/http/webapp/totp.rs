@@ -23,6 +23,23 @@ pub struct CodeForm {
     code: String,
 }
 
+/// The URI as a QR code for the app to scan: inline SVG (the CSP allows no
+/// inline script, and an SVG of rectangles is none), without its XML prolog.
+fn qr_svg(uri: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(uri.as_bytes()).ok()?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(220, 220)
+        .quiet_zone(true)
+        .build();
+    svg.find("<svg").map(|at| svg[at..].to_owned())
+}
+
+/// The page data of a pending registration.
+fn registration(secret: String, uri: String) -> Value {
+    json!({"qr": qr_svg(&uri), "secret": secret, "uri": uri})
+}
+
 /// The registration in progress: the pending secret if there is one, so a
 /// reload keeps the secret the user may already have scanned; else a new one.
 async fn pending(state: &WebState, user: &User) -> Result<Option<(String, String)>, LoginError> {
@@ -62,7 +79,7 @@ pub async fn form(state: web::Data<WebState>, req: HttpRequest) -> HttpResponse 
             &user,
             &session,
             StatusCode::OK,
-            json!({"secret": secret, "uri": uri}),
+            registration(secret, uri),
         ),
         Ok(None) => render(
             &state,
@@ -114,7 +131,7 @@ pub async fn confirm(
                 other => other.to_string(),
             };
             let mut extra = match pending(&state, &user).await {
-                Ok(Some((secret, uri))) => json!({"secret": secret, "uri": uri}),
+                Ok(Some((secret, uri))) => registration(secret, uri),
                 Ok(None) => json!({"registered": true}),
                 Err(error) => return unavailable(&error),
             };

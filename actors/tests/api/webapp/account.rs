@@ -38,6 +38,10 @@ async fn a_user_registers_an_authenticator_app_and_logs_in_with_a_recovery_code(
         uri.starts_with("otpauth://totp/Broadside:carol?secret=") && uri.contains(&secret),
         "{uri}"
     );
+    assert!(
+        html.contains("id=\"totp-qr\"><svg") && !html.contains("<?xml"),
+        "the URI as an inline QR code: {html}"
+    );
     let (_, again, _) = carol.get("/web/totp").await;
     assert!(
         again.contains(&secret),
