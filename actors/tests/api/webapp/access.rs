@@ -215,3 +215,49 @@ async fn admin_forms_without_their_csrf_token_change_nothing() {
     assert!(changes.is_empty(), "{changes:?}");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn an_operator_manages_any_tenant_and_each_look_is_audited() {
+    let (_dir, sms) = sms_path();
+    let app = web_app(&sms).await;
+    let alpha = app.tenant_with_key("alpha").await;
+    app.tenant_with_key("beta").await;
+    add_user(&app, "carol", Some((alpha.tenant, "alpha")), Role::Member).await;
+    add_user(&app, "root", None, Role::Operator).await;
+    let mut root = log_in(&app, "root").await;
+    let t = alpha.tenant.0;
+
+    let (status, html, _) = root.get("/web/tenants").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("alpha") && html.contains("beta"), "{html}");
+    assert!(html.contains(&format!("/web/users/{t}")), "{html}");
+    for page in ["users", "keys", "security", "audit"] {
+        let (status, html, _) = root.get(&format!("/web/{page}/{t}")).await;
+        assert_eq!(status, 200, "{page}: {html}");
+        assert!(html.contains("Tenant: <strong>alpha</strong>"), "{html}");
+    }
+    let csrf = csrf_of(&html);
+    let (status, _, _) = root
+        .post(&format!("/web/users/{t}/carol/lock"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 303);
+
+    let entries = audit(&app, alpha.tenant).await;
+    let views: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.record.action == "operator.view" && e.record.actor == "operator:root")
+        .filter_map(|e| e.record.target.as_deref())
+        .collect();
+    assert_eq!(
+        views,
+        ["audit", "security", "keys", "users"],
+        "newest first"
+    );
+    let lock = entries
+        .iter()
+        .find(|e| e.record.action == "user.lock")
+        .expect("audited");
+    assert_eq!(lock.record.actor, "operator:root");
+    assert_eq!(lock.record.target.as_deref(), Some("carol"));
+    app.stop().await;
+}
