@@ -94,6 +94,7 @@ macro_rules! conformance_tests {
             users_are_unique_found_by_name_and_listed_per_tenant,
             a_user_update_from_a_stale_read_is_refused,
             sessions_are_found_until_they_expire_and_can_be_ended,
+            expired_sessions_are_deleted_in_bounded_sweeps,
             wrong_passwords_lock_the_account_until_the_delay_or_an_admin,
             failures_outside_the_lockout_window_do_not_add_up,
             an_sms_code_works_once,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use chrono::Utc;
 use clap::Subcommand;
-use engine::auth::keys::{MasterKey, NewApiKey};
+use engine::auth::keys::MasterKey;
 use engine::config::Config;
 use engine::model::TenantName;
 use engine::store::{AuditRecord, Store};
@@ -62,9 +62,7 @@ async fn create(config: &Config, store: &dyn Store, tenant: &TenantName) -> anyh
     let id = app::tenant_id(store, tenant).await?;
     let master = MasterKey::configured_or_file(config.api.master_key.expose(), &config.data_dir)
         .context("api.master_key")?;
-    let key = NewApiKey::generate(tenant)?;
-    let sealed = master.seal(&key.key_id, &key.secret)?;
-    store.create_api_key(id, &key.key_id, &sealed).await?;
+    let key = crate::http::keys::create_key(store, &master, id, tenant).await?;
     store
         .append_audit(
             &AuditRecord::new(Some(id), "cli", "key.create", Utc::now()).target(&key.key_id),

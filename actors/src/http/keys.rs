@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use engine::auth::escher::Secret;
 use engine::auth::keys::MasterKey;
-use engine::model::TenantId;
+use engine::auth::keys::NewApiKey;
+use engine::model::{TenantId, TenantName};
 use engine::store::{Store, StoreResult};
 
 /// Entries kept at most; past it expired entries are dropped, and if that is not
@@ -88,6 +89,17 @@ impl KeyCache {
         Ok(Some(key))
     }
 
+    /// The key that seals secrets, for creating keys with the same one.
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
+    /// Creates a key for `tenant` as `broadside key create` does: a new id and
+    /// secret, the secret stored sealed. The caller shows the secret once.
+    pub async fn create(&self, tenant: TenantId, name: &TenantName) -> anyhow::Result<NewApiKey> {
+        create_key(self.store.as_ref(), &self.master, tenant, name).await
+    }
+
     /// Revokes through the store and forgets the key here at once.
     pub async fn revoke(&self, tenant: TenantId, key_id: &str) -> StoreResult<()> {
         self.store.revoke_api_key(tenant, key_id).await?;
@@ -120,4 +132,18 @@ impl KeyCache {
             },
         );
     }
+}
+
+/// A new API key of `tenant`, its secret sealed under `master` and stored: the
+/// one way keys are made, by the CLI and the web application alike.
+pub async fn create_key(
+    store: &dyn Store,
+    master: &MasterKey,
+    tenant: TenantId,
+    name: &TenantName,
+) -> anyhow::Result<NewApiKey> {
+    let key = NewApiKey::generate(name)?;
+    let sealed = master.seal(&key.key_id, &key.secret)?;
+    store.create_api_key(tenant, &key.key_id, &sealed).await?;
+    Ok(key)
 }

@@ -5,6 +5,7 @@
 mod allowlist;
 mod auth;
 mod error;
+mod export_files;
 pub mod keys;
 mod rate;
 mod tls;
@@ -80,14 +81,19 @@ impl ApiState {
         let master = MasterKey::configured_or_file(api.master_key.expose(), &config.data_dir)
             .context("api.master_key")?;
         let store = Arc::clone(&runtime.store);
+        let keys = KeyCache::new(Arc::clone(&store), master, api.key_cache_ttl.as_std());
         Ok(Self {
             tracking: web::Data::new(tracking::TrackingEndpoints::new(
                 config,
                 Arc::clone(&store),
             )?),
-            pgp: engine::exchange::pgp::TenantKeys::new(master.clone()),
-            keys: KeyCache::new(Arc::clone(&store), master, api.key_cache_ttl.as_std()),
-            web: web::Data::new(webapp::WebState::new(config, Arc::clone(&store))?),
+            pgp: engine::exchange::pgp::TenantKeys::new(keys.master().clone()),
+            web: web::Data::new(webapp::WebState::new(
+                config,
+                Arc::clone(&store),
+                keys.clone(),
+            )?),
+            keys,
             allowlist: allowlist::AllowlistCache::new(
                 Arc::clone(&store),
                 api.key_cache_ttl.as_std(),
@@ -114,6 +120,8 @@ pub struct Application {
     /// Whether the listener speaks HTTPS.
     pub tls: bool,
     server: Server,
+    /// The web state whose expired sessions the server sweeps while it runs.
+    web: std::sync::Weak<webapp::WebState>,
 }
 
 impl std::fmt::Debug for Application {
@@ -134,6 +142,7 @@ impl Application {
         let addr = listener.local_addr()?;
         let tls = tls::server_config(api.tls_cert.as_deref(), api.tls_key.as_deref())?;
         let shutdown = api.shutdown_timeout.as_std();
+        let web = Arc::downgrade(&state.web.clone().into_inner());
         let server = HttpServer::new(move || App::new().configure(routes(state.clone())))
             .shutdown_timeout(shutdown.as_secs().max(1))
             .disable_signals();
@@ -145,6 +154,7 @@ impl Application {
             addr,
             tls,
             server: server.run(),
+            web,
         })
     }
 
@@ -152,10 +162,12 @@ impl Application {
     /// ([`ServerHandle::stop`] with `graceful = true` finishes requests in flight).
     pub fn spawn(self) -> ServerHandle {
         let handle = self.server.handle();
+        let sweeper = actix::spawn(webapp::sweep_sessions(self.web));
         actix::spawn(async move {
             if let Err(error) = self.server.await {
                 tracing::error!(%error, "the API server failed");
             }
+            sweeper.abort();
         });
         handle
     }

@@ -1,7 +1,9 @@
 //! The web application in real headless Chromium, driven over WebDriver
 //! (chromedriver on loopback): log in with password and the SMS code from the
-//! file gateway, watch a campaign's counts change without a reload, and save
-//! screenshots of the pages. Skips loudly without chromedriver unless
+//! file gateway, watch a campaign's counts change without a reload, download the
+//! campaign's export (Chromium saves it to a folder set in its preferences, and
+//! the bytes must equal the file's), create an API key, download the audit log,
+//! and save screenshots of the pages. Skips loudly without chromedriver unless
 //! BROADSIDE_REQUIRE_CHROMIUM=1 (CI sets it).
 
 use std::net::TcpListener;
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use engine::auth::{FileGateway, Login, Role, Throttle};
 use engine::clock::SystemClock;
+use engine::exchange::{Folder, TenantFolders, export_tenant};
 use engine::store::AuditQuery;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -36,7 +39,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start_browser() -> Option<(Driver, Client)> {
+/// Chromium with its downloads going to `downloads`, without asking.
+async fn start_browser(downloads: &Path) -> Option<(Driver, Client)> {
     let driver = Path::new("/usr/bin/chromedriver");
     if !driver.exists() {
         assert!(
@@ -61,7 +65,13 @@ async fn start_browser() -> Option<(Driver, Client)> {
         "goog:chromeOptions".into(),
         serde_json::json!({
             "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900"]
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900"],
+            "prefs": {
+                "download.default_directory": downloads.to_string_lossy(),
+                "download.prompt_for_download": false,
+                "download.directory_upgrade": true,
+                "safebrowsing.enabled": false
+            }
         }),
     );
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -88,6 +98,44 @@ async fn screenshot(client: &Client, dir: &Path, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
 }
 
+/// The file Chromium finished downloading into `dir` whose name starts with
+/// `prefix` (a download in progress is a `.crdownload` beside it).
+async fn downloaded(dir: &Path, prefix: &str) -> (String, Vec<u8>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .expect("download dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        let busy = names.iter().any(|n| n.ends_with(".crdownload"));
+        if let Some(name) = names
+            .iter()
+            .find(|n| n.starts_with(prefix))
+            .filter(|_| !busy)
+        {
+            return (
+                name.clone(),
+                std::fs::read(dir.join(name)).expect("downloaded file"),
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Chromium never finished a download {prefix}*: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn click(client: &Client, locator: Locator<'_>) {
+    client
+        .find(locator)
+        .await
+        .expect("element")
+        .click()
+        .await
+        .expect("click");
+}
+
 async fn wait_for_text(client: &Client, css: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -111,7 +159,8 @@ async fn in_chromium_a_user_logs_in_with_an_sms_code_and_sees_progress_move() {
     let sms_dir = tempfile::tempdir().expect("dir");
     let sms = sms_dir.path().join("sms.log");
     let sms_text = sms.to_string_lossy().into_owned();
-    let Some((_driver, client)) = start_browser().await else {
+    let downloads = tempfile::tempdir().expect("download dir");
+    let Some((_driver, client)) = start_browser(downloads.path()).await else {
         return;
     };
     let app = TestApp::spawn_with(move |c| c.security.sms.file = sms_text).await;
@@ -260,6 +309,86 @@ async fn in_chromium_a_user_logs_in_with_an_sms_code_and_sees_progress_move() {
         .await
         .expect("the campaign page");
     screenshot(&client, &shots, "5-campaign").await;
+
+    // The export job's real output for the delivered campaign.
+    let tenant = app
+        .store
+        .tenants()
+        .await
+        .expect("tenants")
+        .into_iter()
+        .find(|t| t.id == key.tenant)
+        .expect("alpha");
+    let folders = TenantFolders::new(&app.state.exchange_root, &tenant.name);
+    folders.create().expect("folders");
+    let exported = export_tenant(app.store.as_ref(), &tenant, &folders, None)
+        .await
+        .expect("export")
+        .pop()
+        .expect("one campaign exported")
+        .expect("written");
+    let expected =
+        std::fs::read(folders.folder(Folder::Exports).join(&exported.file)).expect("export");
+    click(&client, Locator::LinkText("Exports")).await;
+    client
+        .wait()
+        .for_element(Locator::Id("exports"))
+        .await
+        .expect("the exports page");
+    screenshot(&client, &shots, "6-exports").await;
+    click(&client, Locator::LinkText(&exported.file)).await;
+    let (name, bytes) = downloaded(downloads.path(), "spring.").await;
+    assert_eq!(name, exported.file);
+    assert_eq!(bytes, expected, "the download is the export, byte for byte");
+
+    click(&client, Locator::LinkText("Users")).await;
+    client
+        .wait()
+        .for_element(Locator::Id("users"))
+        .await
+        .expect("the users page");
+    screenshot(&client, &shots, "7-users").await;
+    click(&client, Locator::LinkText("API keys")).await;
+    client
+        .wait()
+        .for_element(Locator::Id("create-key"))
+        .await
+        .expect("the keys page");
+    click(&client, Locator::Id("create-key")).await;
+    client
+        .wait()
+        .for_element(Locator::Id("new-secret"))
+        .await
+        .expect("the new key's secret");
+    screenshot(&client, &shots, "8-api-key-created").await;
+    click(&client, Locator::LinkText("Security")).await;
+    client
+        .wait()
+        .for_element(Locator::Id("security"))
+        .await
+        .expect("the security page");
+    screenshot(&client, &shots, "9-security").await;
+    click(&client, Locator::LinkText("Authenticator app")).await;
+    client
+        .wait()
+        .for_element(Locator::Id("totp-secret"))
+        .await
+        .expect("the authenticator page");
+    screenshot(&client, &shots, "10-authenticator").await;
+    click(&client, Locator::LinkText("Audit log")).await;
+    client
+        .wait()
+        .for_element(Locator::Id("audit"))
+        .await
+        .expect("the audit page");
+    screenshot(&client, &shots, "11-audit-log").await;
+    click(&client, Locator::Id("audit-csv")).await;
+    let (_, csv) = downloaded(downloads.path(), "audit-alpha-").await;
+    let csv = String::from_utf8(csv).expect("utf-8");
+    assert!(
+        csv.starts_with("id,at,actor,action,") && csv.contains("export.download"),
+        "{csv}"
+    );
     println!("screenshots: {}", shots.display());
     client.close().await.expect("close");
 
@@ -279,8 +408,23 @@ async fn in_chromium_a_user_logs_in_with_an_sms_code_and_sees_progress_move() {
         .collect();
     assert_eq!(
         browser_steps,
-        ["login.sms", "login.password"],
+        [
+            "audit.export",
+            "key.create",
+            "export.download",
+            "login.sms",
+            "login.password"
+        ],
         "newest first"
+    );
+    let download = log
+        .iter()
+        .find(|e| e.record.action == "export.download")
+        .expect("audited");
+    assert_eq!(download.record.actor, "user:alice");
+    assert_eq!(
+        download.record.target.as_deref(),
+        Some(exported.file.as_str())
     );
     app.stop().await;
 }

@@ -35,6 +35,9 @@ pub struct SecurityConfig {
     pub codes_per_user: usize,
     /// A web session ends after this long without a request.
     pub session_idle: Duration,
+    /// How often the server deletes the rows of expired sessions (a session is
+    /// also deleted when a request brings its expired cookie).
+    pub session_sweep_interval: Duration,
     pub sms: SmsConfig,
 }
 
@@ -54,6 +57,7 @@ impl Default for SecurityConfig {
             attempts_per_ip: 50,
             codes_per_user: 5,
             session_idle: Duration::from_secs(30 * 60),
+            session_sweep_interval: Duration::from_secs(5 * 60),
             sms: SmsConfig::default(),
         }
     }

@@ -618,4 +618,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<SessionRecord>>;
     /// Ends a session; ending one that does not exist is not an error.
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// Deletes the sessions that expired before `now`, at most `limit` of
+    /// them; returns how many it deleted (a sweep repeats until fewer).
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
 }

@@ -143,3 +143,64 @@ pub async fn sessions_are_found_until_they_expire_and_can_be_ended(store: &dyn S
             .is_err()
     );
 }
+
+pub async fn expired_sessions_are_deleted_in_bounded_sweeps(store: &dyn Store) {
+    let a = store.create_tenant(&tenant_name("a")).await.expect("a").id;
+    store
+        .create_user(&user("alice", Some(a)))
+        .await
+        .expect("alice");
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
+        .single()
+        .expect("time");
+    let session = |n: u8, expires_at| SessionRecord {
+        id_hash: format!("{n:02x}").repeat(32),
+        user: "alice".into(),
+        data: "{}".into(),
+        expires_at,
+    };
+    for n in 0..3 {
+        store
+            .put_session(&session(n, now - Duration::minutes(1)))
+            .await
+            .expect("expired");
+    }
+    store
+        .put_session(&session(9, now))
+        .await
+        .expect("expires now");
+    let live = session(10, now + Duration::minutes(30));
+    store.put_session(&live).await.expect("live");
+
+    assert_eq!(
+        store.delete_expired_sessions(now, 2).await.expect("sweep"),
+        2,
+        "at most the limit"
+    );
+    assert_eq!(
+        store.delete_expired_sessions(now, 10).await.expect("sweep"),
+        2,
+        "the rest, the one expiring at `now` included"
+    );
+    assert_eq!(
+        store.delete_expired_sessions(now, 10).await.expect("sweep"),
+        0
+    );
+    let earlier = now - Duration::hours(1);
+    for n in [0, 1, 2, 9] {
+        assert_eq!(
+            store
+                .session(&session(n, now).id_hash, earlier)
+                .await
+                .expect("get"),
+            None,
+            "the row of session {n} is gone, not just expired"
+        );
+    }
+    assert_eq!(
+        store.session(&live.id_hash, now).await.expect("get"),
+        Some(live),
+        "a live session stays"
+    );
+}

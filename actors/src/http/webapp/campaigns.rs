@@ -1,68 +1,17 @@
 //! The campaign pages: the list with live counts, one campaign, and the JSON
 //! progress both poll. A tenant user sees only their tenant (another tenant's
 //! campaign is 404, never 403); an operator sees every tenant, and each view is
-//! audited.
+//! audited (see `access`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use engine::auth::{Role, User};
 use engine::model::{CampaignId, TenantId};
-use engine::store::AuditRecord;
 use serde_json::json;
 
+use super::access::{audit_operator_view, may_see, visible_tenants};
 use super::session::Stage;
-use super::{WebState, client_ip, not_found, require, unavailable, who};
-
-/// The tenants `user` may see: their own, or every tenant for an operator.
-async fn visible_tenants(
-    state: &WebState,
-    user: &User,
-) -> Result<Vec<(TenantId, String)>, HttpResponse> {
-    match (user.data.role, user.tenant) {
-        (Role::Operator, _) => state
-            .store
-            .tenants()
-            .await
-            .map(|ts| {
-                ts.into_iter()
-                    .map(|t| (t.id, t.name.as_str().to_owned()))
-                    .collect()
-            })
-            .map_err(|e| unavailable(&e)),
-        (_, Some(tenant)) => Ok(vec![(tenant, String::new())]),
-        (_, None) => Ok(Vec::new()),
-    }
-}
-
-fn may_see(user: &User, tenant: TenantId) -> bool {
-    user.data.role == Role::Operator || user.tenant == Some(tenant)
-}
-
-/// An operator looking at a tenant's data leaves a trace.
-async fn audit_operator_view(
-    state: &WebState,
-    user: &User,
-    tenant: TenantId,
-    what: &str,
-    req: &HttpRequest,
-) {
-    if user.data.role != Role::Operator {
-        return;
-    }
-    let mut record = AuditRecord::new(
-        Some(tenant),
-        user.actor(),
-        "operator.view",
-        state.clock.now(),
-    )
-    .target(what);
-    if let Some(ip) = client_ip(req) {
-        record = record.ip(ip.to_string());
-    }
-    if let Err(error) = state.store.append_audit(&record).await {
-        tracing::warn!(%error, "auditing an operator view failed");
-    }
-}
+use super::{WebState, not_found, require, unavailable, who};
 
 pub async fn list(state: web::Data<WebState>, req: HttpRequest) -> HttpResponse {
     let (session, user) = match require(&state, &req, Some(&[Stage::Done])).await {
@@ -79,8 +28,12 @@ pub async fn list(state: web::Data<WebState>, req: HttpRequest) -> HttpResponse 
             Ok(campaigns) => campaigns,
             Err(error) => return unavailable(&error),
         };
-        if user.data.role == Role::Operator && !campaigns.is_empty() {
-            audit_operator_view(&state, &user, tenant, "campaigns", &req).await;
+        if user.data.role == Role::Operator
+            && !campaigns.is_empty()
+            && let Err(response) =
+                audit_operator_view(&state, &user, tenant, "campaigns", &req).await
+        {
+            return response;
         }
         for campaign in campaigns {
             let counters = state
@@ -136,14 +89,17 @@ pub async fn page(
         Ok(None) => return not_found(),
         Err(response) => return response,
     };
-    audit_operator_view(
+    if let Err(response) = audit_operator_view(
         &state,
         &user,
         campaign.tenant,
         &format!("campaign:{}", campaign.id.0),
         &req,
     )
-    .await;
+    .await
+    {
+        return response;
+    }
     let counters = state
         .store
         .counters(campaign.tenant, campaign.id)

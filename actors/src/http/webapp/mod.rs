@@ -1,19 +1,28 @@
 //! The web application for people: login with the second factor, then the
-//! campaigns with live progress. Pages are rendered on the server from the
-//! handlebars templates in `templates/web/` (compiled in); the only script is a
-//! static file, so the Content-Security-Policy allows no inline code.
+//! campaigns with live progress, the tenant's exports, and for admins its users,
+//! API keys, security settings and audit log. Pages are rendered on the server
+//! from the handlebars templates in `templates/web/` (compiled in); the only
+//! script is a static file, so the Content-Security-Policy allows no inline code.
 
+mod access;
+mod audit;
 mod campaigns;
+mod exports;
+mod keys;
 mod login;
+mod security;
 pub mod session;
+mod totp;
+mod users;
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context as _;
-use engine::auth::{Login, SmsGateway, Throttle, User};
+use engine::auth::{Login, Role, SmsGateway, Throttle, User};
 use engine::clock::{Clock, SystemClock};
 use engine::config::{Config, SecurityConfig};
 use engine::store::Store;
@@ -21,6 +30,7 @@ use handlebars::Handlebars;
 use serde_json::{Value, json};
 
 use self::session::{SESSION_COOKIE, Session, Stage};
+use super::keys::KeyCache;
 
 /// What the web pages share.
 pub struct WebState {
@@ -32,6 +42,11 @@ pub struct WebState {
     /// Whether cookies get `Secure`: only over HTTPS, or a plain-HTTP trial
     /// install could not log in at all.
     pub secure_cookies: bool,
+    /// The API keys page creates keys with its master key and revokes through
+    /// it, so a revoked key stops working in this process at once.
+    pub keys: KeyCache,
+    /// The tenants' exchange folders, for the exports page.
+    pub exchange_root: PathBuf,
     pages: Handlebars<'static>,
 }
 
@@ -64,10 +79,26 @@ const PAGES: &[(&str, &str)] = &[
         "campaign",
         include_str!("../../../../templates/web/campaign.hbs"),
     ),
+    (
+        "tenants",
+        include_str!("../../../../templates/web/tenants.hbs"),
+    ),
+    (
+        "exports",
+        include_str!("../../../../templates/web/exports.hbs"),
+    ),
+    ("users", include_str!("../../../../templates/web/users.hbs")),
+    ("keys", include_str!("../../../../templates/web/keys.hbs")),
+    (
+        "security",
+        include_str!("../../../../templates/web/security.hbs"),
+    ),
+    ("audit", include_str!("../../../../templates/web/audit.hbs")),
+    ("totp", include_str!("../../../../templates/web/totp.hbs")),
 ];
 
 impl WebState {
-    pub fn new(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+    pub fn new(config: &Config, store: Arc<dyn Store>, keys: KeyCache) -> anyhow::Result<Self> {
         let mut pages = Handlebars::new();
         pages.set_strict_mode(false);
         for (name, text) in PAGES {
@@ -82,6 +113,8 @@ impl WebState {
             throttle: Throttle::default(),
             security: config.security.clone(),
             secure_cookies: config.api.tls_cert.is_some(),
+            keys,
+            exchange_root: config.exchange_root(),
             pages,
         })
     }
@@ -144,6 +177,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/password", web::post().to(login::password_submit))
             .route("/logout", web::post().to(login::logout))
             .route("/", web::get().to(campaigns::list))
+            .route("/tenants", web::get().to(access::tenants))
+            .route("/totp", web::get().to(totp::form))
+            .route("/totp", web::post().to(totp::confirm))
+            .route("/exports/{tenant}", web::get().to(exports::list))
+            .route("/exports/{tenant}/{name}", web::get().to(exports::download))
+            .route("/users/{tenant}", web::get().to(users::list))
+            .route("/users/{tenant}", web::post().to(users::add))
+            .route(
+                "/users/{tenant}/{name}/{action}",
+                web::post().to(users::change),
+            )
+            .route("/keys/{tenant}", web::get().to(keys::list))
+            .route("/keys/{tenant}", web::post().to(keys::create))
+            .route("/keys/{tenant}/{id}/revoke", web::post().to(keys::revoke))
+            .route("/security/{tenant}", web::get().to(security::form))
+            .route("/security/{tenant}", web::post().to(security::submit))
+            .route("/audit/{tenant}", web::get().to(audit::page))
+            .route("/audit/{tenant}/csv", web::get().to(audit::csv))
             .route("/campaigns/{tenant}/{id}", web::get().to(campaigns::page))
             .route(
                 "/campaigns/{tenant}/{id}/progress",
@@ -214,6 +265,13 @@ async fn require(
         Ok(None) => return Err(redirect("/web/login")),
         Err(error) => return Err(unavailable(&error)),
     };
+    // A lock by an admin ends the sessions the user has open, not only logins.
+    if user.is_locked(now) {
+        if let Err(error) = state.store.delete_session(&session.id_hash).await {
+            return Err(unavailable(&error));
+        }
+        return Err(redirect("/web/login"));
+    }
     // Sliding expiry: each request extends an active session.
     if let Err(error) = session::save(state.store.as_ref(), &session, state.session_expiry()).await
     {
@@ -243,13 +301,66 @@ fn not_found() -> HttpResponse {
     crate::http::error_response(StatusCode::NOT_FOUND, "not_found", "not found")
 }
 
-/// Common page data of a logged-in user.
+fn forbidden() -> HttpResponse {
+    crate::http::error_response(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "this page is for the tenant's admins",
+    )
+}
+
+/// Common page data of a logged-in user, with the links their role may follow.
 fn who(user: &User, session: &Session) -> Value {
+    let mut nav = vec![json!({"href": "/web/", "label": "Campaigns"})];
+    match (user.data.role, user.tenant) {
+        (Role::Operator, _) => nav.push(json!({"href": "/web/tenants", "label": "Tenants"})),
+        (role, Some(tenant)) => {
+            let t = tenant.0;
+            nav.push(json!({"href": format!("/web/exports/{t}"), "label": "Exports"}));
+            if role == Role::Admin {
+                for (path, label) in [
+                    ("users", "Users"),
+                    ("keys", "API keys"),
+                    ("security", "Security"),
+                    ("audit", "Audit log"),
+                ] {
+                    nav.push(json!({"href": format!("/web/{path}/{t}"), "label": label}));
+                }
+            }
+        }
+        (_, None) => {}
+    }
+    nav.push(json!({"href": "/web/totp", "label": "Authenticator app"}));
     json!({
         "user": user.name,
         "role": user.data.role.as_str(),
         "csrf": session.data.csrf,
+        "nav": nav,
     })
+}
+
+/// Deletes expired sessions every `security.session_sweep_interval` while the
+/// web state lives (the server holds it; a stopped server lets it go).
+pub async fn sweep_sessions(state: Weak<WebState>) {
+    let Some(interval) = state
+        .upgrade()
+        .map(|s| s.security.session_sweep_interval.as_std())
+    else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(interval.max(std::time::Duration::from_millis(100)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        match session::sweep(state.store.as_ref(), state.clock.now()).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::debug!(deleted, "deleted expired web sessions"),
+            Err(error) => tracing::warn!(%error, "deleting expired web sessions failed"),
+        }
+    }
 }
 
 fn client_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {

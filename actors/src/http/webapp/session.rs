@@ -136,6 +136,9 @@ pub async fn load(
     };
     let id_hash = hash_id(cookie.value());
     let Some(record) = store.session(&id_hash, now).await? else {
+        // An expired session's row goes as soon as its cookie comes back; the
+        // periodic sweep takes those whose browsers never return.
+        store.delete_session(&id_hash).await?;
         return Ok(None);
     };
     let Ok(data) = serde_json::from_str(&record.data) else {
@@ -154,4 +157,20 @@ pub fn csrf_ok(expected: &str, submitted: Option<&str>) -> bool {
     submitted.is_some_and(|s| {
         !expected.is_empty() && bool::from(s.as_bytes().ct_eq(expected.as_bytes()))
     })
+}
+
+/// Rows deleted per statement of a sweep: bounds each transaction.
+const SWEEP_BATCH: u32 = 1_000;
+
+/// Deletes every session that expired before `now`, in bounded batches; returns
+/// how many. Ends: each batch removes rows of a set that only shrinks.
+pub async fn sweep(store: &dyn Store, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    let mut total = 0;
+    loop {
+        let deleted = store.delete_expired_sessions(now, SWEEP_BATCH).await?;
+        total += deleted;
+        if deleted < u64::from(SWEEP_BATCH) {
+            return Ok(total);
+        }
+    }
 }

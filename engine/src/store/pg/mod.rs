@@ -517,4 +517,8 @@ impl Store for PgStore {
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
         users::delete_session(&*self.conn().await?, id_hash).await
     }
+
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        users::delete_expired_sessions(&*self.conn().await?, now, limit).await
+    }
 }

@@ -139,3 +139,18 @@ pub(crate) async fn delete_session(client: &Client, id_hash: &str) -> StoreResul
         .map_err(sql::db_error)?;
     Ok(())
 }
+
+pub(crate) async fn delete_expired_sessions(
+    client: &Client,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<u64> {
+    client
+        .execute(
+            "DELETE FROM broadside.sessions WHERE id_hash IN (
+                 SELECT id_hash FROM broadside.sessions WHERE expires_at <= $1 LIMIT $2)",
+            &[&now, &i64::from(limit)],
+        )
+        .await
+        .map_err(sql::db_error)
+}

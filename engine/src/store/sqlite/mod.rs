@@ -820,4 +820,11 @@ impl Store for SqliteStore {
             .call(move |conn| users::delete_session(conn, &id_hash))
             .await
     }
+
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        self.inner
+            .global
+            .call(move |conn| users::delete_expired_sessions(conn, now, limit))
+            .await
+    }
 }

@@ -126,3 +126,18 @@ pub(super) fn delete_session(conn: &Connection, id_hash: &str) -> StoreResult<()
         .map_err(db_error)?;
     Ok(())
 }
+
+pub(super) fn delete_expired_sessions(
+    conn: &Connection,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<u64> {
+    let deleted = conn
+        .execute(
+            "DELETE FROM sessions WHERE id_hash IN (
+                 SELECT id_hash FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
+            params![to_ms(now), limit],
+        )
+        .map_err(db_error)?;
+    Ok(deleted as u64)
+}

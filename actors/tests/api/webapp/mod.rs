@@ -1,6 +1,13 @@
 //! The web application through a real HTTP client: login with password and SMS
 //! code (read from the file gateway), CSRF refusals, security headers, live
-//! progress, tenant isolation (404) and audited operator views.
+//! progress, tenant isolation (404) and audited operator views. The admin
+//! pages, exports, the authenticator app and session cleanup have modules of
+//! their own.
+
+mod access;
+mod account;
+mod admin;
+mod exports;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -91,9 +98,61 @@ impl<'a> Browser<'a> {
     async fn csrf(&mut self, path: &str) -> String {
         let (status, html, _) = self.get(path).await;
         assert_eq!(status, 200, "{path}: {html}");
-        let start = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
-        html[start..start + 64].to_owned()
+        csrf_of(&html)
     }
+
+    /// A download: status, bytes and headers.
+    async fn get_bytes(&mut self, path: &str) -> (u16, Vec<u8>, reqwest::header::HeaderMap) {
+        let response = self
+            .client
+            .get(self.app.url(path))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .expect("get");
+        self.keep(&response);
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        (
+            status,
+            response.bytes().await.expect("body").to_vec(),
+            headers,
+        )
+    }
+
+    /// The session cookie's value.
+    fn session_id(&self) -> String {
+        self.cookies.get("bs_session").cloned().expect("a session")
+    }
+}
+
+/// A page's text as a person reads it: handlebars escapes `=`, backticks and
+/// quotes even in text, and `&` in links.
+fn unescape(html: &str) -> String {
+    html.replace("&#x3D;", "=")
+        .replace("&#x60;", "`")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_of(html: &str) -> String {
+    let start = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    html[start..start + 64].to_owned()
+}
+
+/// The tenant's audit entries, newest first (at most 200).
+async fn audit(app: &TestApp, tenant: engine::model::TenantId) -> Vec<engine::store::AuditEntry> {
+    app.store
+        .audit_log(AuditQuery {
+            tenant: Some(tenant),
+            before: None,
+            limit: 200,
+        })
+        .await
+        .expect("audit")
 }
 
 fn encode(form: &[(&str, &str)]) -> String {
