@@ -14,6 +14,27 @@ use super::user::{Role, TotpFactor, User, UserData, valid_name};
 use crate::model::{TenantId, TenantName};
 use crate::store::{AuditRecord, StoreError};
 
+/// Who makes a change to a user, for the audit log: an actor name
+/// (`user:<name>`, `operator:<name>`, `cli`) and, over the web, the client's
+/// address. A plain `&str` is an actor without an address.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangedBy<'s> {
+    pub actor: &'s str,
+    pub ip: Option<IpAddr>,
+}
+
+impl<'s> From<&'s str> for ChangedBy<'s> {
+    fn from(actor: &'s str) -> Self {
+        Self { actor, ip: None }
+    }
+}
+
+impl<'s> From<&'s String> for ChangedBy<'s> {
+    fn from(actor: &'s String) -> Self {
+        Self { actor, ip: None }
+    }
+}
+
 /// The change-making half of the login service.
 impl<'a> Login<'a> {
     /// Adds a user after checking the password policy. `tenant` is `None` exactly
@@ -24,8 +45,9 @@ impl<'a> Login<'a> {
         tenant: Option<(TenantId, &TenantName)>,
         role: Role,
         password: &str,
-        by: &str,
+        by: impl Into<ChangedBy<'_>>,
     ) -> Result<User, LoginError> {
+        let by = by.into();
         if !valid_name(name) {
             return Err(LoginError::NotAllowed(
                 "user names are 1-64 letters, digits, '.', '_', '-' or '@'",
@@ -49,7 +71,8 @@ impl<'a> Login<'a> {
         };
         let user = User::new(name, tenant.map(|(t, _)| t), data, now);
         let record = self.store.create_user(&user.to_record()).await?;
-        self.audit_change(&user, "user.create", by, None).await?;
+        self.audit_change(&user, "user.create", by.actor, by.ip)
+            .await?;
         Ok(User::from_record(record)?)
     }
 
@@ -101,19 +124,26 @@ impl<'a> Login<'a> {
     }
 
     /// Locks the account until an admin unlocks it.
-    pub async fn lock(&self, name: &str, by: &str) -> Result<User, LoginError> {
+    pub async fn lock(&self, name: &str, by: impl Into<ChangedBy<'_>>) -> Result<User, LoginError> {
+        let by = by.into();
         self.existing(name).await?;
         let user = self
             .modify(name, |u| {
                 u.data.locked_until = Some(DateTime::<Utc>::MAX_UTC)
             })
             .await?;
-        self.audit_change(&user, "user.lock", by, None).await?;
+        self.audit_change(&user, "user.lock", by.actor, by.ip)
+            .await?;
         Ok(user)
     }
 
     /// Ends a lock, whether from failed logins or an admin, and forgets failures.
-    pub async fn unlock(&self, name: &str, by: &str) -> Result<User, LoginError> {
+    pub async fn unlock(
+        &self,
+        name: &str,
+        by: impl Into<ChangedBy<'_>>,
+    ) -> Result<User, LoginError> {
+        let by = by.into();
         self.existing(name).await?;
         let user = self
             .modify(name, |u| {
@@ -121,13 +151,19 @@ impl<'a> Login<'a> {
                 u.data.failures.clear();
             })
             .await?;
-        self.audit_change(&user, "user.unlock", by, None).await?;
+        self.audit_change(&user, "user.unlock", by.actor, by.ip)
+            .await?;
         Ok(user)
     }
 
     /// Removes the phone number, the authenticator app and the recovery codes:
     /// the user enrols again at the next login (for a lost phone).
-    pub async fn reset_second_factor(&self, name: &str, by: &str) -> Result<User, LoginError> {
+    pub async fn reset_second_factor(
+        &self,
+        name: &str,
+        by: impl Into<ChangedBy<'_>>,
+    ) -> Result<User, LoginError> {
+        let by = by.into();
         self.existing(name).await?;
         let user = self
             .modify(name, |u| {
@@ -137,7 +173,8 @@ impl<'a> Login<'a> {
                 u.data.recovery_codes.clear();
             })
             .await?;
-        self.audit_change(&user, "user.reset_2fa", by, None).await?;
+        self.audit_change(&user, "user.reset_2fa", by.actor, by.ip)
+            .await?;
         Ok(user)
     }
 

@@ -14,6 +14,7 @@ pub mod sms;
 pub mod throttle;
 pub mod user;
 
+pub use accounts::ChangedBy;
 pub use ip::{Cidr, IpDecision, check_ip};
 pub use login::{Login, LoginError, Next, Passed};
 pub use settings::{OutsideAllowlist, SecuritySettings};

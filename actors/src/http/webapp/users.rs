@@ -5,13 +5,13 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use engine::auth::{LoginError, Role, User};
+use engine::auth::{ChangedBy, LoginError, Role, User};
 use engine::store::StoreError;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::access::{Need, TenantPage, tenant_page};
-use super::{WebState, forbidden_csrf, not_found, redirect, unavailable};
+use super::{WebState, client_ip, forbidden_csrf, not_found, redirect, unavailable};
 
 #[derive(Deserialize)]
 pub struct AddForm {
@@ -109,7 +109,10 @@ pub async fn add(
             Some((page.tenant.id, &page.tenant.name)),
             role,
             &form.password,
-            &page.user.actor(),
+            ChangedBy {
+                actor: &page.user.actor(),
+                ip: client_ip(&req),
+            },
         )
         .await;
     match result {
@@ -151,16 +154,20 @@ pub async fn change(
         Ok(_) => return not_found(),
         Err(error) => return unavailable(&error),
     }
-    let by = page.user.actor();
+    let actor = page.user.actor();
+    let by = ChangedBy {
+        actor: &actor,
+        ip: client_ip(&req),
+    };
     let login = state.login();
     let result = match action.as_str() {
         "lock" if name == page.user.name => {
             let error = "you cannot lock your own account".to_owned();
             return render(&state, &page, StatusCode::BAD_REQUEST, Some(error)).await;
         }
-        "lock" => login.lock(&name, &by).await,
-        "unlock" => login.unlock(&name, &by).await,
-        "reset-2fa" => login.reset_second_factor(&name, &by).await,
+        "lock" => login.lock(&name, by).await,
+        "unlock" => login.unlock(&name, by).await,
+        "reset-2fa" => login.reset_second_factor(&name, by).await,
         _ => return not_found(),
     };
     match result {

@@ -5,6 +5,7 @@
 
 use engine::auth::{Role, User};
 use engine::model::TenantId;
+use engine::store::AuditQuery;
 
 use super::super::TestApp;
 use super::{add_user, audit, csrf_of, log_in, sms_path, unescape, web_app};
@@ -109,6 +110,28 @@ async fn an_admin_adds_locks_unlocks_and_resets_users_and_each_change_is_audited
     let actions = actions_by(&app, alpha.tenant, "user:alice").await;
     for action in ["user.create", "user.lock", "user.unlock", "user.reset_2fa"] {
         assert!(actions.iter().any(|a| a == action), "{action}: {actions:?}");
+    }
+    let entries = app
+        .store
+        .audit_log(AuditQuery {
+            tenant: Some(alpha.tenant),
+            before: None,
+            limit: 1000,
+        })
+        .await
+        .expect("audit");
+    let changes: Vec<_> = entries
+        .iter()
+        .filter(|e| e.record.actor == "user:alice" && e.record.action.starts_with("user."))
+        .collect();
+    assert!(changes.len() >= 4, "{changes:?}");
+    for entry in changes {
+        assert_eq!(
+            entry.record.ip.as_deref(),
+            Some("127.0.0.1"),
+            "{} carries the admin's address",
+            entry.record.action
+        );
     }
     app.stop().await;
 }
