@@ -111,6 +111,20 @@ impl Default for RetryConfig {
     }
 }
 
+impl RetryConfig {
+    /// The policy the engine retries by: these settings, the policy's own
+    /// doubling factor and jitter. One place, so the load harness checks
+    /// retries against what the engine does.
+    pub fn policy(&self) -> crate::smtp::RetryPolicy {
+        crate::smtp::RetryPolicy {
+            first_delay: self.first_delay.as_std(),
+            max_delay: self.max_delay.as_std(),
+            max_age: self.max_age.as_std(),
+            ..crate::smtp::RetryPolicy::default()
+        }
+    }
+}
+
 /// SMTP time limits per phase (RFC 5321 4.5.3.2 defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
