@@ -279,4 +279,18 @@ mod tests {
         );
         assert!(parse_route_list("nonsense").is_err());
     }
+
+    #[test]
+    fn the_retry_policy_takes_the_configured_delays_and_the_engines_backoff() {
+        let config = RetryConfig {
+            first_delay: Duration::from_secs(5),
+            max_delay: Duration::from_secs(40),
+            max_age: Duration::from_secs(3600),
+        };
+        let policy = config.policy();
+        let delays: Vec<u64> = (1..=5).map(|k| policy.base_delay(k).as_secs()).collect();
+        assert_eq!(delays, [5, 10, 20, 40, 40]);
+        assert_eq!(policy.max_age, std::time::Duration::from_secs(3600));
+        assert_eq!(policy.jitter, crate::smtp::RetryPolicy::default().jitter);
+    }
 }
