@@ -151,7 +151,7 @@ pub async fn run(scenario: &Scenario, args: &Args) -> anyhow::Result<Run> {
         started_at,
         seconds,
         ingress_seconds,
-        timeline: monitor.timeline,
+        timeline: std::mem::take(&mut monitor.timeline),
         counters,
         engine_cpu_seconds: cpu,
         engine_peak_rss: peak,
@@ -465,14 +465,24 @@ impl Monitor {
     /// processes) and peak RSS, `None` for a running engine.
     fn finish(&mut self) -> (Option<f64>, Option<u64>) {
         self.sample_process();
-        let Some(serve) = &mut self.serve else {
+        let Some(mut serve) = self.serve.take() else {
             return (None, None);
         };
-        engine_proc::stop(serve);
+        engine_proc::stop(&mut serve);
         (
             Some(self.cpu_before + self.last.cpu_seconds),
             Some(self.peak_rss),
         )
+    }
+}
+
+impl Drop for Monitor {
+    /// A run that fails half-way stops the engine it started rather than
+    /// leaving it sending.
+    fn drop(&mut self) {
+        if let Some(mut serve) = self.serve.take() {
+            engine_proc::stop(&mut serve);
+        }
     }
 }
 
