@@ -13,7 +13,7 @@ use engine::config::Config;
 use engine::delivery::{DestinationLimits, DnsMode, LimitSettings, RouteTable, Router};
 use engine::dkim::{DkimKeyEntry, DkimKeys};
 use engine::model::{CampaignId, TenantId};
-use engine::smtp::{RetryPolicy, Timeouts};
+use engine::smtp::Timeouts;
 use engine::store::Store;
 use engine::tracking::TokenKey;
 
@@ -109,12 +109,7 @@ pub fn engine_settings(config: &Config) -> EngineSettings {
             flush_interval: send.tracking_flush.as_std(),
         },
         max_in_flight: send.max_in_flight,
-        retry: RetryPolicy {
-            first_delay: send.retry.first_delay.as_std(),
-            max_delay: send.retry.max_delay.as_std(),
-            max_age: send.retry.max_age.as_std(),
-            ..RetryPolicy::default()
-        },
+        retry: send.retry.policy(),
         message_id_domain,
         ..EngineSettings::default()
     }

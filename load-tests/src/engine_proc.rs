@@ -3,7 +3,7 @@
 //! stop, and what /proc says about its CPU time and memory. The benchmarks and
 //! the load driver all start the engine through [`Engine`].
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -48,6 +48,18 @@ impl Engine {
         sink: &SinkHandle,
         starttls: bool,
     ) -> anyhow::Result<Self> {
+        Self::routed_to(bin, backend, admin_url, sink.addr, starttls)
+    }
+
+    /// As [`Engine::new`], routing every domain to `route` (a sink that is
+    /// not started yet, or one in another process).
+    pub fn routed_to(
+        bin: &Path,
+        backend: Backend,
+        admin_url: &str,
+        route: SocketAddr,
+        starttls: bool,
+    ) -> anyhow::Result<Self> {
         ensure!(
             bin.exists(),
             "{} not found; build it with `cargo build --release -p broadside`",
@@ -61,7 +73,7 @@ impl Engine {
                 "BROADSIDE_DATA_DIR",
                 dir.path().join("data").display().to_string(),
             ),
-            ("BROADSIDE_SEND__ROUTES", format!("*={}", sink.addr)),
+            ("BROADSIDE_SEND__ROUTES", format!("*={route}")),
             ("BROADSIDE_SEND__DNS", "disabled".to_owned()),
             (
                 "BROADSIDE_METRICS__LISTEN",
@@ -108,6 +120,13 @@ impl Engine {
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
         self.vars.retain(|(k, _)| k != key);
         self.vars.push((key.to_owned(), value.into()));
+    }
+
+    /// The configuration `serve` runs with: defaults and this environment
+    /// (no file), parsed by the engine's own loader.
+    pub fn config(&self) -> anyhow::Result<engine::config::Config> {
+        engine::config::Config::load_from(None, self.vars.iter().cloned())
+            .context("the engine's configuration")
     }
 
     /// The data directory (SQLite files live here).

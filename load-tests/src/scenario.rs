@@ -156,6 +156,10 @@ pub struct Verify {
     pub sample: usize,
     /// Columns whose values must appear in each sampled message.
     pub personalization: Vec<String>,
+    /// Check that retries follow the engine's retry policy; absent: not checked.
+    pub retries: Option<RetryCheck>,
+    /// Check that no recipient domain was starved; absent: not checked.
+    pub fairness: Option<FairnessCheck>,
 }
 
 impl Default for Verify {
@@ -163,6 +167,62 @@ impl Default for Verify {
         Self {
             sample: 1000,
             personalization: vec!["first_name".into(), "city".into(), "customer_id".into()],
+            retries: None,
+            fairness: None,
+        }
+    }
+}
+
+/// How far an attempt after a deferral may stray from the retry policy. The
+/// policy puts attempt k+1 at `base(k) × (1 ± jitter)` after attempt k; an
+/// attempt is early before `base(k) × (1 − jitter) − early_margin_ms`, late
+/// after `base(k) × (1 + jitter) + 2 × send.poll_interval + late_slack_secs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryCheck {
+    /// Stored times have millisecond resolution and the engine rounds the
+    /// delay down to a millisecond: a few ms of earliness is measurement.
+    pub early_margin_ms: u64,
+    /// What a retry may wait beyond two dispatcher polls: its turn in the
+    /// domain queue, rendering and the SMTP round trips.
+    pub late_slack_secs: f64,
+}
+
+impl Default for RetryCheck {
+    fn default() -> Self {
+        Self {
+            early_margin_ms: 50,
+            late_slack_secs: 5.0,
+        }
+    }
+}
+
+/// When a recipient domain counts as starved. Times are at the sink.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FairnessCheck {
+    /// Every domain's first message arrives within this many seconds of the
+    /// run's first message.
+    pub first_delivery_within_secs: f64,
+    /// When half of all expected messages had arrived, each domain has at
+    /// least this share of its fair half: `(its arrivals / its expected) /
+    /// 0.5`. 1.0 is perfectly even progress.
+    pub min_rate_ratio: f64,
+    /// Domains expecting fewer messages skip the rate check (too few to
+    /// measure a rate); the first-delivery check still applies.
+    pub min_messages: u64,
+    /// No domain reaches 90 % of its expected messages more than this many
+    /// seconds after the whole run reached 90 %.
+    pub completion_lag_secs: f64,
+}
+
+impl Default for FairnessCheck {
+    fn default() -> Self {
+        Self {
+            first_delivery_within_secs: 10.0,
+            min_rate_ratio: 0.5,
+            min_messages: 100,
+            completion_lag_secs: 20.0,
         }
     }
 }
@@ -218,6 +278,23 @@ impl Scenario {
             self.submit.batch > 0 && self.submit.concurrency > 0,
             "submit.batch and submit.concurrency must be at least 1"
         );
+        if let Some(r) = &self.verify.retries {
+            ensure!(
+                r.late_slack_secs >= 0.0 && r.late_slack_secs.is_finite(),
+                "verify.retries.late_slack_secs must be 0 or more"
+            );
+        }
+        if let Some(f) = &self.verify.fairness {
+            let bounds = [f.first_delivery_within_secs, f.completion_lag_secs];
+            ensure!(
+                bounds.iter().all(|b| *b >= 0.0 && b.is_finite()),
+                "verify.fairness: the second bounds must be 0 or more"
+            );
+            ensure!(
+                (0.0..=1.0).contains(&f.min_rate_ratio),
+                "verify.fairness.min_rate_ratio must be in [0, 1]"
+            );
+        }
         ensure!(
             self.crash.is_none() || self.ingress == Ingress::Import,
             "crash runs need ingress = \"import\" (a killed server loses requests in flight)"
@@ -278,6 +355,11 @@ impl DomainPicker {
     /// Recipient `i`'s address.
     pub fn address(&self, i: u64) -> String {
         crate::csv_gen::address_at(i, self.domain(i))
+    }
+
+    /// The domains, in weight order.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// How many domains there are.

@@ -1,5 +1,6 @@
 //! An Escher-signed client for `POST /v1/messages`, shared by the submit load
-//! generator and the load driver's `submit` ingress.
+//! generator and the load driver's `submit` ingress, and for the signed reads
+//! the load driver verifies a running engine with.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,8 @@ use engine::auth::escher::{self, EscherConfig, Request, Secret};
 /// Where and as whom to submit.
 pub struct SubmitClient {
     client: reqwest::Client,
+    /// `http://host:port`, no trailing slash.
+    base: String,
     url: String,
     host: String,
     key_id: String,
@@ -39,6 +42,7 @@ impl SubmitClient {
             client: reqwest::Client::builder()
                 .pool_max_idle_per_host(pool)
                 .build()?,
+            base: base.trim_end_matches('/').to_owned(),
             url: format!("{}/v1/messages", base.trim_end_matches('/')),
             host,
             key_id: key_id.to_owned(),
@@ -88,6 +92,54 @@ impl SubmitClient {
             latency: started.elapsed(),
         }
     }
+}
+
+impl SubmitClient {
+    /// A signed `GET` of `path` (starting with `/v1/`); the status and body,
+    /// or why no answer came.
+    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+        let headers = vec![("host".to_owned(), self.host.clone())];
+        let request = Request {
+            method: "GET",
+            url: path,
+            headers: &headers,
+            body: b"",
+        };
+        let signed = escher::sign_request(
+            &EscherConfig::default(),
+            &self.key_id,
+            &self.secret,
+            &request,
+            &["host"],
+            chrono::Utc::now(),
+        )
+        .map_err(|e| anyhow::anyhow!("signing GET {path}: {e}"))?;
+        let mut builder = self.client.get(format!("{}{path}", self.base));
+        for (name, value) in &signed {
+            builder = builder.header(name, value);
+        }
+        let response = builder
+            .send()
+            .await
+            .with_context(|| format!("GET {}{path}", self.base))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .with_context(|| format!("reading GET {path}"))?;
+        Ok((status, body.to_vec()))
+    }
+}
+
+/// The batch id and the number of `accepted` recipients of a 201 body.
+pub fn batch_and_accepted(body: &[u8]) -> Option<(i64, u64)> {
+    #[derive(serde::Deserialize)]
+    struct Created {
+        id: i64,
+        accepted: Vec<serde::de::IgnoredAny>,
+    }
+    let created = serde_json::from_slice::<Created>(body).ok()?;
+    Some((created.id, created.accepted.len() as u64))
 }
 
 /// The number of `accepted` recipients in a 201 body, without building the

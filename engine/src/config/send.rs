@@ -111,6 +111,20 @@ impl Default for RetryConfig {
     }
 }
 
+impl RetryConfig {
+    /// The policy the engine retries by: these settings, the policy's own
+    /// doubling factor and jitter. One place, so the load harness checks
+    /// retries against what the engine does.
+    pub fn policy(&self) -> crate::smtp::RetryPolicy {
+        crate::smtp::RetryPolicy {
+            first_delay: self.first_delay.as_std(),
+            max_delay: self.max_delay.as_std(),
+            max_age: self.max_age.as_std(),
+            ..crate::smtp::RetryPolicy::default()
+        }
+    }
+}
+
 /// SMTP time limits per phase (RFC 5321 4.5.3.2 defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -264,5 +278,19 @@ mod tests {
             ("*", "127.0.0.1:2526")
         );
         assert!(parse_route_list("nonsense").is_err());
+    }
+
+    #[test]
+    fn the_retry_policy_takes_the_configured_delays_and_the_engines_backoff() {
+        let config = RetryConfig {
+            first_delay: Duration::from_secs(5),
+            max_delay: Duration::from_secs(40),
+            max_age: Duration::from_secs(3600),
+        };
+        let policy = config.policy();
+        let delays: Vec<u64> = (1..=5).map(|k| policy.base_delay(k).as_secs()).collect();
+        assert_eq!(delays, [5, 10, 20, 40, 40]);
+        assert_eq!(policy.max_age, std::time::Duration::from_secs(3600));
+        assert_eq!(policy.jitter, crate::smtp::RetryPolicy::default().jitter);
     }
 }

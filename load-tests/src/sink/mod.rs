@@ -36,7 +36,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 pub use data::dot_stuff;
 pub use faults::{FaultAction, FaultRule, Stage, share_point};
-pub use record::{MessageRecord, Recorder, SinkStats};
+pub use record::{MessageRecord, RcptTally, Recorder, SinkStats};
 
 use faults::Faults;
 use tls::TlsMaterial;

@@ -1,5 +1,6 @@
-//! What the sink saw: accepted messages, per-recipient delivery counts for
-//! exactly-once checks, reply and connection counters.
+//! What the sink saw: accepted messages, per-recipient delivery counts and
+//! attempt times for exactly-once, retry-schedule and fairness checks, reply
+//! and connection counters.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,6 +12,9 @@ use tokio::time::Instant;
 
 /// Shards of the recorder; sessions on different shards never contend.
 const SHARDS: usize = 16;
+/// Temporary refusals remembered per recipient: a retry schedule needs the
+/// first few; more would only let one looping recipient grow without bound.
+const REFUSALS_KEPT: usize = 8;
 
 /// One accepted message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,10 +63,61 @@ pub struct SinkStats {
     pub replies_permanent: u64,
 }
 
+/// What the sink saw of one recipient, over all its attempts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RcptTally {
+    /// Messages accepted for it.
+    pub accepted: u32,
+    /// When the first of them was accepted, in microseconds since the Unix
+    /// epoch (0 for none): the fairness check's per-domain progress.
+    first_accepted_us: u64,
+    /// When its `RCPT TO` got a 4xx, oldest first, at most [`REFUSALS_KEPT`]:
+    /// the sink's own view of when the sender had to retry.
+    transient_us: Vec<u64>,
+}
+
+impl RcptTally {
+    /// When the first message for it was accepted.
+    pub fn first_accepted(&self) -> Option<SystemTime> {
+        (self.first_accepted_us != 0).then(|| at_us(self.first_accepted_us))
+    }
+
+    /// When its `RCPT TO` was refused with a 4xx, oldest first (at most
+    /// eight).
+    pub fn transient_refusals(&self) -> impl Iterator<Item = SystemTime> + '_ {
+        self.transient_us.iter().map(|us| at_us(*us))
+    }
+}
+
+fn at_us(us: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(us)
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(1, |d| d.as_micros() as u64)
+}
+
 #[derive(Debug, Default)]
 struct Shard {
     records: Vec<MessageRecord>,
-    per_rcpt: HashMap<Box<str>, u32>,
+    per_rcpt: HashMap<Box<str>, RcptTally>,
+}
+
+impl Shard {
+    /// Applies `change` to `rcpt`'s tally, creating it first if needed; not
+    /// `entry`, which would allocate the key on every hit.
+    fn update(&mut self, rcpt: &str, change: impl FnOnce(&mut RcptTally)) {
+        match self.per_rcpt.get_mut(rcpt) {
+            Some(tally) => change(tally),
+            None => {
+                let mut tally = RcptTally::default();
+                change(&mut tally);
+                self.per_rcpt.insert(rcpt.into(), tally);
+            }
+        }
+    }
 }
 
 /// The sink's shared record. Every method takes short locks on one shard
@@ -155,19 +210,32 @@ impl Recorder {
             .fetch_add(record.rcpt_to.len() as u64, Ordering::Relaxed);
         self.bytes.fetch_add(record.size, Ordering::Relaxed);
         for rcpt in &record.rcpt_to {
-            let mut shard = self.shard(super::faults::address_hash(3, rcpt));
-            match shard.per_rcpt.get_mut(rcpt.as_str()) {
-                Some(count) => *count += 1,
-                None => {
-                    shard.per_rcpt.insert(rcpt.as_str().into(), 1);
+            self.shard_of(rcpt).update(rcpt, |tally| {
+                tally.accepted += 1;
+                if tally.first_accepted_us == 0 {
+                    tally.first_accepted_us = us;
                 }
-            }
+            });
         }
         if self.records_kept.fetch_add(1, Ordering::Relaxed) < self.record_limit {
             self.shard(record.connection).records.push(record);
         }
         self.accepted.notify_waiters();
         seq
+    }
+
+    /// Records that `RCPT TO:<rcpt>` was refused with a 4xx (or a 421) just now.
+    pub(crate) fn rcpt_deferred(&self, rcpt: &str) {
+        let us = now_us();
+        self.shard_of(rcpt).update(rcpt, |tally| {
+            if tally.transient_us.len() < REFUSALS_KEPT {
+                tally.transient_us.push(us);
+            }
+        });
+    }
+
+    fn shard_of(&self, rcpt: &str) -> std::sync::MutexGuard<'_, Shard> {
+        self.shard(super::faults::address_hash(3, rcpt))
     }
 
     /// Messages accepted so far.
@@ -177,8 +245,14 @@ impl Recorder {
 
     /// How many accepted messages were addressed to `rcpt` (exact string).
     pub fn count_for(&self, rcpt: &str) -> u32 {
-        let shard = self.shard(super::faults::address_hash(3, rcpt));
-        shard.per_rcpt.get(rcpt).copied().unwrap_or(0)
+        let shard = self.shard_of(rcpt);
+        shard.per_rcpt.get(rcpt).map_or(0, |t| t.accepted)
+    }
+
+    /// Everything seen of `rcpt` (exact string): accepted messages and
+    /// temporary refusals; `None` if it never reached `RCPT TO`.
+    pub fn tally_for(&self, rcpt: &str) -> Option<RcptTally> {
+        self.shard_of(rcpt).per_rcpt.get(rcpt).cloned()
     }
 
     /// Recipients that received more than one message, with their counts,
@@ -191,8 +265,8 @@ impl Recorder {
                 shard
                     .per_rcpt
                     .iter()
-                    .filter(|(_, n)| **n > 1)
-                    .map(|(r, n)| (r.to_string(), *n)),
+                    .filter(|(_, t)| t.accepted > 1)
+                    .map(|(r, t)| (r.to_string(), t.accepted)),
             );
         }
         out.sort();
@@ -202,7 +276,10 @@ impl Recorder {
     /// Distinct recipients that received at least one message.
     pub fn distinct_recipients(&self) -> usize {
         (0..SHARDS as u64)
-            .map(|i| self.shard(i).per_rcpt.len())
+            .map(|i| {
+                let shard = self.shard(i);
+                shard.per_rcpt.values().filter(|t| t.accepted > 0).count()
+            })
             .sum()
     }
 
@@ -225,10 +302,12 @@ impl Recorder {
 
     /// When the first and the latest message were accepted; `None` before any.
     pub fn first_and_last(&self) -> Option<(SystemTime, SystemTime)> {
-        let at = |us: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(us);
         match self.first_accepted_us.load(Ordering::Relaxed) {
             0 => None,
-            first => Some((at(first), at(self.last_accepted_us.load(Ordering::Relaxed)))),
+            first => Some((
+                at_us(first),
+                at_us(self.last_accepted_us.load(Ordering::Relaxed)),
+            )),
         }
     }
 
@@ -300,6 +379,25 @@ mod tests {
         let (first, last) = recorder.first_and_last().expect("two accepted");
         assert!(first <= last);
         assert!(Recorder::new(1).first_and_last().is_none());
+    }
+
+    #[test]
+    fn refusals_are_kept_per_recipient_without_counting_as_deliveries() {
+        let recorder = Recorder::new(10);
+        for _ in 0..(REFUSALS_KEPT + 3) {
+            recorder.rcpt_deferred("late@x");
+        }
+        recorder.message_accepted(record(&["late@x"]));
+        let tally = recorder.tally_for("late@x").expect("seen");
+        assert_eq!(tally.accepted, 1);
+        let refusals: Vec<SystemTime> = tally.transient_refusals().collect();
+        assert_eq!(refusals.len(), REFUSALS_KEPT);
+        let accepted = tally.first_accepted().expect("accepted");
+        assert!(refusals.iter().all(|r| *r <= accepted));
+        recorder.rcpt_deferred("never@x");
+        assert_eq!(recorder.count_for("never@x"), 0);
+        assert_eq!(recorder.distinct_recipients(), 1);
+        assert!(recorder.tally_for("unseen@x").is_none());
     }
 
     #[tokio::test(start_paused = true)]

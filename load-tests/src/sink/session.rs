@@ -224,6 +224,14 @@ impl Session {
             .shared
             .faults
             .check(Stage::Rcpt, from, &[rcpt], &mut self.faults);
+        let transient = match &verdict {
+            Verdict::Reply(r) => (400..500).contains(&r.code),
+            Verdict::CloseWith421 => true,
+            Verdict::Pass | Verdict::Disconnect { .. } => false,
+        };
+        if transient {
+            self.shared.recorder.rcpt_deferred(rcpt);
+        }
         if let Some(flow) = self.apply(verdict) {
             return flow;
         }

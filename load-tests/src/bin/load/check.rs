@@ -1,15 +1,24 @@
 //! What the sink received, checked against what was generated: every
 //! recipient exactly once (losses and duplicates listed; a crash run may
-//! duplicate up to `max_in_flight` per kill), the store agreeing, the sampled
-//! messages personalized for their recipient, and DKIM signatures verifying.
+//! duplicate up to `max_in_flight` per kill), every recipient final, the
+//! engine's counters agreeing, the sampled messages personalized for their
+//! recipient, DKIM signatures verifying and, where the scenario asks, retries
+//! on schedule and no domain starved.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use broadside_load_tests::csv_gen;
 use broadside_load_tests::scenario::Scenario;
 use broadside_load_tests::sink::share_point;
+use chrono::{DateTime, Utc};
 use mail_parser::MessageParser;
 use serde::Serialize;
 
 use crate::drive::Run;
+use crate::fairness::{self, DomainArrivals, FairnessFindings};
+use crate::probe::NotFinal;
+use crate::retries::{self, Attempt, History, RetryFindings, Tolerance};
 
 /// Addresses listed at most, so a broken run still prints a readable report.
 const LISTED: usize = 20;
@@ -38,6 +47,35 @@ pub struct Verdict {
     pub dkim_failed: u64,
     /// Store counters that disagree with the sink.
     pub store_mismatch: Option<String>,
+    /// Every recipient final: who is not, and why the wait ended.
+    pub finality: Finality,
+    /// Retries against the retry policy, on the engine's events.
+    pub retries: Option<RetryFindings>,
+    /// The same on the sink's clock (4xx at `RCPT TO` to the next arrival):
+    /// only earliness, as the sink does not see every attempt.
+    pub retries_at_sink: Option<RetryFindings>,
+    /// Per-domain progress at the sink.
+    pub fairness: Option<FairnessFindings>,
+}
+
+/// Whether every recipient ended in a final state.
+#[derive(Debug, Default, Serialize)]
+pub struct Finality {
+    /// Why the monitor stopped waiting early, if it did.
+    pub gave_up: Option<String>,
+    #[serde(flatten)]
+    pub not_final: NotFinal,
+    /// Set when the engine could not be asked.
+    pub error: Option<String>,
+}
+
+impl Finality {
+    pub fn passed(&self) -> bool {
+        self.gave_up.is_none()
+            && self.error.is_none()
+            && self.not_final.pending == 0
+            && self.not_final.deferred == 0
+    }
 }
 
 impl Verdict {
@@ -48,20 +86,43 @@ impl Verdict {
             && self.personalization_wrong == 0
             && self.dkim_failed == 0
             && self.store_mismatch.is_none()
+            && self.finality.passed()
+            && self.retries.as_ref().is_none_or(RetryFindings::passed)
+            && self
+                .retries_at_sink
+                .as_ref()
+                .is_none_or(RetryFindings::passed)
+            && self.fairness.as_ref().is_none_or(FairnessFindings::passed)
     }
 
     /// `Ok` when passed, else an error naming what failed.
     pub fn into_result(self) -> anyhow::Result<()> {
+        let judged = |f: Option<bool>| match f {
+            None => "not checked",
+            Some(true) => "passed",
+            Some(false) => "FAILED",
+        };
         anyhow::ensure!(
             self.passed(),
             "verification failed: {} missing, {} duplicate messages (bound {}), {} wrongly \
-             personalized, {} DKIM failures, store: {}",
+             personalized, {} DKIM failures, store: {}, final: {} pending and {} deferred{}, \
+             retries: {} (sink: {}), fairness: {}",
             self.missing,
             self.duplicate_messages,
             self.duplicate_bound,
             self.personalization_wrong,
             self.dkim_failed,
-            self.store_mismatch.as_deref().unwrap_or("agrees")
+            self.store_mismatch.as_deref().unwrap_or("agrees"),
+            self.finality.not_final.pending,
+            self.finality.not_final.deferred,
+            self.finality
+                .gave_up
+                .as_ref()
+                .or(self.finality.error.as_ref())
+                .map_or(String::new(), |why| format!(" ({why})")),
+            judged(self.retries.as_ref().map(RetryFindings::passed)),
+            judged(self.retries_at_sink.as_ref().map(RetryFindings::passed)),
+            judged(self.fairness.as_ref().map(FairnessFindings::passed)),
         );
         Ok(())
     }
@@ -73,13 +134,121 @@ pub async fn verify(scenario: &Scenario, run: &Run) -> Verdict {
         duplicate_bound: u64::from(run.kills) * u64::from(scenario.engine.max_in_flight),
         ..Verdict::default()
     };
-    exactly_once(scenario, run, &mut verdict);
+    let missing = exactly_once(scenario, run, &mut verdict);
     store_agrees(run, &mut verdict);
     contents(scenario, run, &mut verdict).await;
+    verdict.finality = finality(run, &missing).await;
+    schedule_and_fairness(scenario, run, &mut verdict).await;
     verdict
 }
 
-fn exactly_once(scenario: &Scenario, run: &Run, v: &mut Verdict) {
+async fn finality(run: &Run, missing: &[String]) -> Finality {
+    let mut f = Finality {
+        gave_up: run.gave_up.clone(),
+        ..Finality::default()
+    };
+    match run.probe.not_final(missing).await {
+        Ok(not_final) => f.not_final = not_final,
+        Err(e) => f.error = Some(format!("{e:#}")),
+    }
+    f
+}
+
+/// The retry and fairness checks the scenario asks for.
+async fn schedule_and_fairness(scenario: &Scenario, run: &Run, v: &mut Verdict) {
+    let (retry, fair) = (&scenario.verify.retries, &scenario.verify.fairness);
+    if retry.is_none() && fair.is_none() {
+        return;
+    }
+    let seen = sink_view(scenario, run);
+    if let Some(bounds) = fair {
+        v.fairness = Some(fairness::check(seen.arrivals, bounds));
+    }
+    let Some(bounds) = retry else { return };
+    let policy = run.config.send.retry.policy();
+    let poll = run.config.send.poll_interval.as_std();
+    let tolerance = Tolerance {
+        early_s: Duration::from_millis(bounds.early_margin_ms).as_secs_f64(),
+        late_s: 2.0 * poll.as_secs_f64() + bounds.late_slack_secs,
+    };
+    let deferred_at_sink: Vec<String> = seen
+        .sink_histories
+        .iter()
+        .map(|h| h.address.clone())
+        .collect();
+    v.retries = Some(match run.probe.histories(&deferred_at_sink).await {
+        Ok(histories) => retries::check(run.probe.source(), &histories, &policy, tolerance, true),
+        Err(e) => RetryFindings {
+            source: run.probe.source().to_owned(),
+            error: Some(format!("the engine's events could not be read: {e:#}")),
+            ..RetryFindings::default()
+        },
+    });
+    v.retries_at_sink = Some(retries::check(
+        "sink",
+        &seen.sink_histories,
+        &policy,
+        tolerance,
+        false,
+    ));
+}
+
+/// What the sink saw per recipient, for the schedule and fairness checks.
+struct SinkView {
+    /// Recipients refused with a 4xx at `RCPT TO`: refusals, then arrival.
+    sink_histories: Vec<History>,
+    /// Per domain, when each of its recipients' first message arrived.
+    arrivals: Vec<DomainArrivals>,
+}
+
+fn sink_view(scenario: &Scenario, run: &Run) -> SinkView {
+    let picker = scenario.domain_picker();
+    let permfail = scenario.sink.permfail_share;
+    let mut domains: BTreeMap<String, DomainArrivals> = BTreeMap::new();
+    let mut sink_histories = Vec::new();
+    for i in 1..=run.expected {
+        let address = picker.address(i);
+        let domain = picker.domain(i);
+        let refused = share_point(&address) < permfail;
+        let tally = run.sink.recorder.tally_for(&address);
+        let arrivals = domains
+            .entry(domain.to_owned())
+            .or_insert_with(|| DomainArrivals {
+                domain: domain.to_owned(),
+                expected: 0,
+                times: Vec::new(),
+            });
+        arrivals.expected += u64::from(!refused);
+        let Some(tally) = tally else { continue };
+        let accepted = tally.first_accepted();
+        if let Some(at) = accepted {
+            let since = at.duration_since(run.started_at).unwrap_or_default();
+            arrivals.times.push(since.as_secs_f64());
+        }
+        let mut attempts: Vec<Attempt> = tally
+            .transient_refusals()
+            .map(|at| Attempt {
+                at: DateTime::<Utc>::from(at),
+                deferred: true,
+            })
+            .collect();
+        if attempts.is_empty() {
+            continue;
+        }
+        attempts.extend(accepted.map(|at| Attempt {
+            at: DateTime::<Utc>::from(at),
+            deferred: false,
+        }));
+        sink_histories.push(History { address, attempts });
+    }
+    SinkView {
+        sink_histories,
+        arrivals: domains.into_values().collect(),
+    }
+}
+
+/// Returns up to [`LISTED`] addresses missing at the sink.
+fn exactly_once(scenario: &Scenario, run: &Run, v: &mut Verdict) -> Vec<String> {
     let picker = scenario.domain_picker();
     let recorder = &run.sink.recorder;
     let permfail = scenario.sink.permfail_share;
@@ -111,6 +280,7 @@ fn exactly_once(scenario: &Scenario, run: &Run, v: &mut Verdict) {
             distinct - known
         ));
     }
+    v.missing_examples.clone()
 }
 
 /// The store must count as delivered what the sink accepted, and as bounced

@@ -1,8 +1,10 @@
-//! Runs a scenario: sink, engine, ingress, then a monitor that samples the
-//! sink, the store and /proc until every recipient is final (killing and
-//! restarting the engine on the crash schedule), with a progress bar.
+//! Runs a scenario: sink, engine (started here, or one already running),
+//! ingress, then a monitor that samples the sink, the engine's counters and
+//! /proc until every recipient is final or the scenario's time is up (killing
+//! and restarting an engine started here on the crash schedule), with a
+//! progress bar.
 
-use std::path::Path;
+use std::net::SocketAddr;
 use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -12,7 +14,9 @@ use broadside_load_tests::dkim_check::DkimFixture;
 use broadside_load_tests::engine_proc::{self, Backend, Engine, ProcSample};
 use broadside_load_tests::scenario::{Crash, Scenario};
 use broadside_load_tests::sink::{self, SinkHandle, SinkStats};
-use engine::model::{TenantId, TenantName};
+use broadside_load_tests::submit_client::SubmitClient;
+use engine::config::Config;
+use engine::model::TenantName;
 use engine::store::pg::PgStore;
 use engine::store::sqlite::SqliteStore;
 use engine::store::{CampaignCounters, Store};
@@ -20,6 +24,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Args;
 use crate::ingress::{self, Ingress};
+use crate::probe::{BatchLog, Probe};
 
 /// The tenant every scenario runs as.
 pub const TENANT: &str = "load";
@@ -47,17 +52,19 @@ pub struct Run {
     pub dkim: Option<DkimFixture>,
     /// Wall-clock start of ingress (launch or first submit).
     pub started_at: SystemTime,
-    /// From the start of ingress until every recipient was final.
+    /// From the start of ingress until every recipient was final (or the
+    /// monitor gave up).
     pub seconds: f64,
     /// How long the ingress itself took (0 for a launch).
     pub ingress_seconds: f64,
     pub timeline: Vec<Sample>,
     /// Counters summed over the run's campaigns at the end.
     pub counters: CampaignCounters,
-    /// CPU seconds of every engine process of the run, summed.
-    pub engine_cpu_seconds: f64,
+    /// CPU seconds of every engine process of the run, summed; `None` for a
+    /// running engine (`--engine-url`), whose process is not ours to watch.
+    pub engine_cpu_seconds: Option<f64>,
     /// The highest `VmHWM` of any engine process of the run.
-    pub engine_peak_rss: u64,
+    pub engine_peak_rss: Option<u64>,
     /// SIGKILLs done.
     pub kills: u32,
     /// Recipients the ingress handed over (all of them for an import).
@@ -71,20 +78,112 @@ pub struct Run {
     pub sink_stats: SinkStats,
     /// When the sink accepted the run's first and latest message.
     pub first_and_last: Option<(SystemTime, SystemTime)>,
+    /// Why the monitor stopped waiting before every recipient was final.
+    pub gave_up: Option<String>,
+    /// The engine's configuration as far as the checks need it (retry
+    /// policy, poll interval): its own for an engine started here.
+    pub config: Config,
+    /// Reads the engine's view for the checks (store or API).
+    pub probe: Arc<Probe>,
+    /// The engine started here, kept (with its data) until the checks ran;
+    /// last, so that the probe's store closes before the data goes.
+    pub _engine: Option<Engine>,
 }
 
-/// Starts everything, drives the scenario to the end and stops the engine.
-pub async fn run(scenario: &Scenario, bin: &Path, args: &Args) -> anyhow::Result<Run> {
+/// How the run reaches the engine.
+struct Target {
+    /// The engine started here; `None` with `--engine-url`.
+    engine: Option<Engine>,
+    dkim: Option<DkimFixture>,
+    /// The signed API client, for a submit ingress or a running engine.
+    api: Option<Arc<SubmitClient>>,
+    config: Config,
+}
+
+/// Starts everything, drives the scenario to the end and stops an engine
+/// started here.
+pub async fn run(scenario: &Scenario, args: &Args) -> anyhow::Result<Run> {
     let load_average_start = engine_proc::load_average();
     let mut sink_config = scenario.sink.clone();
     sink_config.keep_bytes = scenario.verify.sample > 0;
     sink_config.record_limit = scenario.verify.sample;
+    if let Some(listen) = args.sink_listen {
+        sink_config.bind = listen;
+    }
     let sink = sink::start(sink_config).await?;
+    let definition = ingress::definition(&scenario.template)?;
+    let target = match &args.engine_url {
+        None => start_engine(scenario, args, &sink, &definition)?,
+        Some(url) => running_engine(scenario, url, args)?,
+    };
+    let ingress = Ingress::prepare(scenario, target.engine.as_ref(), &definition)?;
+    let batches = Arc::new(BatchLog::default());
+    let probe = Arc::new(match (&target.engine, &target.api) {
+        (Some(engine), _) => store_probe(scenario.backend, engine).await?,
+        (None, Some(client)) => Probe::Api {
+            client: Arc::clone(client),
+            batches: Arc::clone(&batches),
+            done: Default::default(),
+        },
+        (None, None) => bail!("a running engine is reached through its API; no client"),
+    });
+    let engine = target.engine.as_ref();
+    let mut monitor = Monitor::new(scenario, engine, Arc::clone(&probe), &sink, args.quiet)?;
+    let started = Instant::now();
+    let started_at = SystemTime::now();
+    let submitted = ingress.start(engine, target.api.clone(), batches)?;
+    let (expected, submit_latencies, ingress_seconds) = match submitted {
+        ingress::Started::Launched => (scenario.recipients, Vec::new(), 0.0),
+        ingress::Started::Submitting(task) => {
+            let (accepted, latencies) = monitor.while_submitting(task, started).await?;
+            (accepted, latencies, started.elapsed().as_secs_f64())
+        }
+    };
+    let gave_up = monitor.until_final(expected, started, engine).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let counters = probe.counters().await?;
+    let (cpu, peak) = monitor.finish();
+    Ok(Run {
+        sink_stats: sink.recorder.stats(),
+        first_and_last: sink.recorder.first_and_last(),
+        sink,
+        dkim: target.dkim,
+        started_at,
+        seconds,
+        ingress_seconds,
+        timeline: std::mem::take(&mut monitor.timeline),
+        counters,
+        engine_cpu_seconds: cpu,
+        engine_peak_rss: peak,
+        kills: monitor.kills,
+        expected,
+        submit_latencies,
+        load_average_start,
+        load_average_end: engine_proc::load_average(),
+        gave_up,
+        config: target.config,
+        probe,
+        _engine: target.engine,
+    })
+}
+
+/// `broadside serve`'s environment for the scenario (not started yet), the
+/// tenant, a DKIM key if asked for, and an API key for a submit ingress.
+fn start_engine(
+    scenario: &Scenario,
+    args: &Args,
+    sink: &SinkHandle,
+    definition: &serde_json::Value,
+) -> anyhow::Result<Target> {
+    let bin = match &args.broadside {
+        Some(path) => path.clone(),
+        None => engine_proc::default_bin()?,
+    };
     let mut engine = Engine::new(
-        bin,
+        &bin,
         scenario.backend,
         &args.database_url,
-        &sink,
+        sink,
         scenario.sink.starttls,
     )?;
     engine.set(
@@ -98,9 +197,8 @@ pub async fn run(scenario: &Scenario, bin: &Path, args: &Args) -> anyhow::Result
     for (key, value) in &scenario.engine.env {
         engine.set(key, value.clone());
     }
-    let definition = ingress::definition(&scenario.template)?;
     let dkim = if scenario.dkim {
-        let domain = ingress::from_domain(&definition)?;
+        let domain = ingress::from_domain(definition)?;
         let fixture = DkimFixture::rsa2048(engine.dir.path(), &domain, "load")?;
         engine.set("BROADSIDE_SEND__DKIM", fixture.config_value());
         Some(fixture)
@@ -108,52 +206,71 @@ pub async fn run(scenario: &Scenario, bin: &Path, args: &Args) -> anyhow::Result
         None
     };
     engine.run(&["tenant", "create", TENANT])?;
-    let ingress = Ingress::prepare(scenario, &engine, &definition)?;
-    let store = open_store(scenario.backend, &engine).await?;
-    let tenant = store
-        .tenant(&TenantName::parse(TENANT)?)
-        .await?
-        .context("the load tenant")?;
-    let mut monitor = Monitor::new(scenario, &engine, store, tenant.id, &sink, args.quiet)?;
-    let started = Instant::now();
-    let started_at = SystemTime::now();
-    let submitted = ingress.start(&engine)?;
-    let (expected, submit_latencies, ingress_seconds) = match submitted {
-        ingress::Started::Launched => (scenario.recipients, Vec::new(), 0.0),
-        ingress::Started::Submitting(task) => {
-            let (accepted, latencies) = monitor.while_submitting(task, started).await?;
-            (accepted, latencies, started.elapsed().as_secs_f64())
+    let api = match scenario.ingress {
+        broadside_load_tests::scenario::Ingress::Submit => {
+            let (key_id, secret) = engine.create_key(TENANT)?;
+            let base = format!("http://127.0.0.1:{}", engine.api_port);
+            let client = SubmitClient::new(&base, &key_id, &secret, scenario.submit.concurrency)?;
+            Some(Arc::new(client))
         }
+        broadside_load_tests::scenario::Ingress::Import => None,
     };
-    monitor.until_final(expected, started, &engine).await?;
-    let seconds = started.elapsed().as_secs_f64();
-    let counters = monitor.counters().await?;
-    let (cpu, peak) = monitor.finish();
-    let sink_stats = sink.recorder.stats();
-    let first_and_last = sink.recorder.first_and_last();
-    Ok(Run {
-        sink_stats,
-        first_and_last,
-        sink,
+    let config = engine.config()?;
+    Ok(Target {
+        engine: Some(engine),
         dkim,
-        started_at,
-        seconds,
-        ingress_seconds,
-        timeline: monitor.timeline,
-        counters,
-        engine_cpu_seconds: cpu,
-        engine_peak_rss: peak,
-        kills: monitor.kills,
-        expected,
-        submit_latencies,
-        load_average_start,
-        load_average_end: engine_proc::load_average(),
+        api,
+        config,
     })
 }
 
-/// The store the engine writes, opened read-mostly for counters.
-async fn open_store(backend: Backend, engine: &Engine) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(match (backend, &engine.db) {
+/// An engine someone else started: its API at `url` with the given key. Its
+/// configuration is read from `--engine-config` (if given) with the
+/// scenario's `[engine.env]` on top, which is what it must run with for the
+/// retry check to mean anything.
+fn running_engine(scenario: &Scenario, url: &str, args: &Args) -> anyhow::Result<Target> {
+    let (Some(key_id), Some(secret)) = (&args.key_id, &args.secret) else {
+        bail!("--engine-url needs --key-id and --secret (or BROADSIDE_LOAD_KEY_ID/_SECRET)");
+    };
+    let client = SubmitClient::new(url, key_id, secret, scenario.submit.concurrency)?;
+    if let Some(sink) = args.sink_listen {
+        println!(
+            "driving the engine at {url}; its routes must send the scenario's domains here, e.g. \
+             BROADSIDE_SEND__ROUTES=\"{}\"",
+            routes_to(&scenario.domain_picker(), sink)
+        );
+    }
+    let config = Config::load_from(args.engine_config.as_deref(), scenario.engine.env.clone())
+        .context("the running engine's configuration (--engine-config and [engine.env])")?;
+    Ok(Target {
+        engine: None,
+        dkim: None,
+        api: Some(Arc::new(client)),
+        config,
+    })
+}
+
+/// A `send.routes` value sending every domain of the scenario to `sink`
+/// (the first ten and the last, for long lists).
+fn routes_to(picker: &broadside_load_tests::scenario::DomainPicker, sink: SocketAddr) -> String {
+    let names = picker.names();
+    let mut routes: Vec<String> = names
+        .iter()
+        .take(10)
+        .map(|d| format!("{d}={sink}"))
+        .collect();
+    if names.len() > 11 {
+        routes.push("…".to_owned());
+    }
+    if let Some(last) = names.last().filter(|_| names.len() > 10) {
+        routes.push(format!("{last}={sink}"));
+    }
+    routes.join(",")
+}
+
+/// The store the engine writes, opened read-mostly for counters and events.
+async fn store_probe(backend: Backend, engine: &Engine) -> anyhow::Result<Probe> {
+    let store: Arc<dyn Store> = match (backend, &engine.db) {
         (Backend::Postgres, Some(db)) => {
             Arc::new(PgStore::connect(&db.url, 2, Duration::from_secs(10)).await?)
         }
@@ -161,14 +278,22 @@ async fn open_store(backend: Backend, engine: &Engine) -> anyhow::Result<Arc<dyn
             &engine.data_dir(),
             Duration::from_secs(10),
         )?),
+    };
+    let tenant = store
+        .tenant(&TenantName::parse(TENANT)?)
+        .await?
+        .context("the load tenant")?;
+    Ok(Probe::Store {
+        store,
+        tenant: tenant.id,
     })
 }
 
-/// Samples the run and owns the engine process.
+/// Samples the run and owns the engine process, if it started one.
 pub struct Monitor {
-    serve: Child,
-    store: Arc<dyn Store>,
-    tenant: TenantId,
+    /// `broadside serve`, when started here.
+    serve: Option<Child>,
+    probe: Arc<Probe>,
     timeline: Vec<Sample>,
     bar: ProgressBar,
     /// Sink message counts at which to SIGKILL the engine, ascending.
@@ -183,15 +308,15 @@ pub struct Monitor {
 }
 
 impl Monitor {
+    /// Starts `serve` for an engine set up here; watches a running one.
     fn new(
         scenario: &Scenario,
-        engine: &Engine,
-        store: Arc<dyn Store>,
-        tenant: TenantId,
+        engine: Option<&Engine>,
+        probe: Arc<Probe>,
         sink: &SinkHandle,
         quiet: bool,
     ) -> anyhow::Result<Self> {
-        let serve = engine.serve()?;
+        let serve = engine.map(Engine::serve).transpose()?;
         let bar = if quiet {
             ProgressBar::hidden()
         } else {
@@ -205,8 +330,7 @@ impl Monitor {
         );
         Ok(Self {
             serve,
-            store,
-            tenant,
+            probe,
             timeline: Vec::new(),
             bar,
             kill_at: scenario
@@ -223,32 +347,25 @@ impl Monitor {
         })
     }
 
-    /// Counters summed over the tenant's campaigns (one for an import, one
-    /// per batch for submit).
-    async fn counters(&self) -> anyhow::Result<CampaignCounters> {
-        let mut sum = CampaignCounters::default();
-        for campaign in self.store.campaigns(self.tenant).await? {
-            let c = self.store.counters(self.tenant, campaign.id).await?;
-            sum.pending += c.pending;
-            sum.deferred += c.deferred;
-            sum.delivered += c.delivered;
-            sum.bounced += c.bounced;
-            sum.failed += c.failed;
-            sum.suppressed += c.suppressed;
+    /// Reads the engine process's CPU and memory, if it is ours.
+    fn sample_process(&mut self) {
+        if let Some(serve) = &self.serve
+            && let Ok(s) = engine_proc::sample(serve.id())
+        {
+            self.last = s;
+            self.peak_rss = self.peak_rss.max(s.peak_rss);
         }
-        Ok(sum)
     }
 
     /// One sample; returns the counters it read.
     async fn sample(&mut self, started: Instant) -> anyhow::Result<CampaignCounters> {
-        if let Some(status) = self.serve.try_wait()? {
+        if let Some(serve) = &mut self.serve
+            && let Some(status) = serve.try_wait()?
+        {
             bail!("broadside serve exited on its own: {status}");
         }
-        if let Ok(s) = engine_proc::sample(self.serve.id()) {
-            self.last = s;
-            self.peak_rss = self.peak_rss.max(s.peak_rss);
-        }
-        let c = self.counters().await?;
+        self.sample_process();
+        let c = self.probe.counters().await?;
         let final_in_store = (c.delivered + c.bounced + c.failed + c.suppressed) as u64;
         self.timeline.push(Sample {
             t: started.elapsed().as_secs_f64(),
@@ -259,11 +376,12 @@ impl Monitor {
             rss: self.last.rss,
         });
         self.bar.set_position(final_in_store);
-        self.bar.set_message(format!(
-            "queued {}  RSS {} MB",
-            c.pending + c.deferred,
-            self.last.rss / 1_000_000
-        ));
+        let rss = match self.serve {
+            Some(_) => format!("  RSS {} MB", self.last.rss / 1_000_000),
+            None => String::new(),
+        };
+        self.bar
+            .set_message(format!("queued {}{rss}", c.pending + c.deferred));
         Ok(c)
     }
 
@@ -288,32 +406,36 @@ impl Monitor {
     }
 
     /// Samples until no recipient is pending or deferred and `expected` are
-    /// final, killing the engine at the crash points on the way.
+    /// final, killing the engine at the crash points on the way. Past the
+    /// scenario's time it stops waiting and says why, for the checks to
+    /// report: a run that does not finish is a failed run, not a crash of
+    /// the harness.
     async fn until_final(
         &mut self,
         expected: u64,
         started: Instant,
-        engine: &Engine,
-    ) -> anyhow::Result<()> {
+        engine: Option<&Engine>,
+    ) -> anyhow::Result<Option<String>> {
         loop {
             tokio::time::sleep(SAMPLE_EVERY).await;
             let c = self.sample(started).await?;
             let done = (c.delivered + c.bounced + c.failed + c.suppressed) as u64;
             if c.pending == 0 && c.deferred == 0 && done >= expected {
                 self.bar.finish();
-                return Ok(());
+                return Ok(None);
             }
             if started.elapsed() > self.timeout {
                 self.bar.abandon();
-                bail!(
+                return Ok(Some(format!(
                     "not every recipient is final after {} s: {c:?}",
                     self.timeout.as_secs()
-                );
+                )));
             }
-            if self
-                .kill_at
-                .first()
-                .is_some_and(|at| self.recorder.total_messages() >= *at)
+            if let Some(engine) = engine
+                && self
+                    .kill_at
+                    .first()
+                    .is_some_and(|at| self.recorder.total_messages() >= *at)
             {
                 self.kill_at.remove(0);
                 self.crash_and_restart(engine)?;
@@ -324,29 +446,43 @@ impl Monitor {
     /// SIGKILL, then a new `serve` on the same store.
     fn crash_and_restart(&mut self, engine: &Engine) -> anyhow::Result<()> {
         // The last sample is at most one interval old: close enough for CPU.
-        if let Ok(s) = engine_proc::sample(self.serve.id()) {
-            self.last = s;
-            self.peak_rss = self.peak_rss.max(s.peak_rss);
-        }
+        self.sample_process();
         self.cpu_before += self.last.cpu_seconds;
-        engine_proc::crash(&mut self.serve)?;
+        let Some(serve) = &mut self.serve else {
+            bail!("no engine process to kill");
+        };
+        engine_proc::crash(serve)?;
         self.kills += 1;
         // `suspend` prints with the bar hidden too (`--quiet`), unlike `println`.
         let at = self.recorder.total_messages();
         self.bar
             .suspend(|| println!("SIGKILL {} at {at} messages; restarting", self.kills));
-        self.serve = tokio::task::block_in_place(|| engine.serve())?;
+        self.serve = Some(tokio::task::block_in_place(|| engine.serve())?);
         Ok(())
     }
 
-    /// Stops the engine; returns its CPU seconds (all processes) and peak RSS.
-    fn finish(&mut self) -> (f64, u64) {
-        if let Ok(s) = engine_proc::sample(self.serve.id()) {
-            self.last = s;
-            self.peak_rss = self.peak_rss.max(s.peak_rss);
+    /// Stops an engine started here; returns its CPU seconds (all
+    /// processes) and peak RSS, `None` for a running engine.
+    fn finish(&mut self) -> (Option<f64>, Option<u64>) {
+        self.sample_process();
+        let Some(mut serve) = self.serve.take() else {
+            return (None, None);
+        };
+        engine_proc::stop(&mut serve);
+        (
+            Some(self.cpu_before + self.last.cpu_seconds),
+            Some(self.peak_rss),
+        )
+    }
+}
+
+impl Drop for Monitor {
+    /// A run that fails half-way stops the engine it started rather than
+    /// leaving it sending.
+    fn drop(&mut self) {
+        if let Some(mut serve) = self.serve.take() {
+            engine_proc::stop(&mut serve);
         }
-        engine_proc::stop(&mut self.serve);
-        (self.cpu_before + self.last.cpu_seconds, self.peak_rss)
     }
 }
 

@@ -1,5 +1,6 @@
 //! How recipients reach the engine: a generated CSV through `broadside import`
-//! and `campaign launch`, or Escher-signed `POST /v1/messages` batches.
+//! and `campaign launch` (an engine started here only), or Escher-signed
+//! `POST /v1/messages` batches (any engine).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use broadside_load_tests::submit_client::{self, SubmitClient};
 use tokio::task::JoinHandle;
 
 use crate::drive::TENANT;
+use crate::probe::BatchLog;
 
 const CAMPAIGN: &str = "load";
 
@@ -76,15 +78,19 @@ pub enum Ingress {
 
 impl Ingress {
     /// For an import: the CSV, the import and the campaign, all but the
-    /// launch. For submit: nothing yet (the key is made at the start).
+    /// launch; it needs the engine started here (`engine`). For submit:
+    /// nothing yet.
     pub fn prepare(
         scenario: &Scenario,
-        engine: &Engine,
+        engine: Option<&Engine>,
         definition: &serde_json::Value,
     ) -> anyhow::Result<Self> {
         let picker = scenario.domain_picker();
         match scenario.ingress {
             scenario::Ingress::Import => {
+                let Some(engine) = engine else {
+                    bail!("{IMPORT_NEEDS_CLI}");
+                };
                 let csv = engine.dir.path().join("recipients.csv");
                 csv_gen::write_recipients_with(&csv, scenario.recipients, |i| picker.address(i))?;
                 let csv = csv.to_str().context("temporary path is not UTF-8")?;
@@ -112,10 +118,17 @@ impl Ingress {
         }
     }
 
-    /// Starts the clock's work: the launch, or the submit workers.
-    pub fn start(self, engine: &Engine) -> anyhow::Result<Started> {
+    /// Starts the clock's work: the launch through the CLI of `engine`, or
+    /// the submit workers through `api`, which log each batch in `batches`.
+    pub fn start(
+        self,
+        engine: Option<&Engine>,
+        api: Option<Arc<SubmitClient>>,
+        batches: Arc<BatchLog>,
+    ) -> anyhow::Result<Started> {
         match self {
             Self::Import => {
+                let engine = engine.context(IMPORT_NEEDS_CLI)?;
                 engine.run(&["campaign", "launch", "--tenant", TENANT, CAMPAIGN])?;
                 Ok(Started::Launched)
             }
@@ -125,20 +138,25 @@ impl Ingress {
                 recipients,
                 settings,
             } => {
-                let (key_id, secret) = engine.create_key(TENANT)?;
-                let base = format!("http://127.0.0.1:{}", engine.api_port);
-                let client = SubmitClient::new(&base, &key_id, &secret, settings.concurrency)?;
+                let client = api.context("a submit ingress needs an API client")?;
                 Ok(Started::Submitting(tokio::spawn(submit_all(
-                    Arc::new(client),
+                    client,
                     Arc::new(template),
                     Arc::new(picker),
                     recipients,
                     settings,
+                    batches,
                 ))))
             }
         }
     }
 }
+
+/// Why an import scenario cannot drive a running engine.
+pub const IMPORT_NEEDS_CLI: &str = "ingress = \"import\" runs `broadside import` and \
+     `campaign launch` against the engine's own store, so it needs an engine started by \
+     broadside-load; against a running engine (--engine-url) use a scenario with \
+     ingress = \"submit\", e.g. load-tests/scenarios/running.toml";
 
 /// Posts batches of `settings.batch` consecutive recipients from
 /// `settings.concurrency` workers until all were sent.
@@ -148,16 +166,18 @@ async fn submit_all(
     picker: Arc<DomainPicker>,
     recipients: u64,
     settings: scenario::Submit,
+    batches: Arc<BatchLog>,
 ) -> anyhow::Result<Submitted> {
     let next = Arc::new(AtomicU64::new(1));
     let batch = settings.batch as u64;
     let mut workers = Vec::new();
     for _ in 0..settings.concurrency {
-        let (client, template, picker, next) = (
+        let (client, template, picker, next, batches) = (
             Arc::clone(&client),
             Arc::clone(&template),
             Arc::clone(&picker),
             Arc::clone(&next),
+            Arc::clone(&batches),
         );
         workers.push(tokio::spawn(async move {
             let mut done = Submitted {
@@ -174,7 +194,16 @@ async fn submit_all(
                 let answer = client.post(&body).await;
                 done.latencies.push(answer.latency);
                 match (answer.status, answer.body) {
-                    (201, Some(body)) => done.accepted += submit_client::accepted_count(&body),
+                    (201, Some(body)) => {
+                        let (id, accepted) = submit_client::batch_and_accepted(&body)
+                            .with_context(|| format!("batch {first}..={last}: no id in the 201"))?;
+                        batches.push(first, last, id);
+                        done.accepted += accepted;
+                    }
+                    (401, _) => bail!(
+                        "batch {first}..={last}: HTTP 401, the API refused the signature \
+                         (check the key id and secret)"
+                    ),
                     (status, _) => bail!("batch {first}..={last}: HTTP {status}"),
                 }
             }

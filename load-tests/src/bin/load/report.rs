@@ -17,6 +17,9 @@ use crate::drive::Run;
 pub struct Report<'a> {
     pub scenario: &'a str,
     pub description: &'a str,
+    /// The engine driven when it was already running (`--engine-url`);
+    /// `None` when the run started it.
+    pub engine_url: Option<&'a str>,
     pub recipients: u64,
     pub domains: usize,
     pub backend: &'static str,
@@ -40,9 +43,10 @@ pub struct Report<'a> {
     pub delivery_latency_s: Percentiles,
     /// Submit request latencies, seconds (submit ingress only).
     pub submit_latency_s: Option<Percentiles>,
-    pub engine_cpu_seconds: f64,
-    pub cpu_seconds_per_1000_messages: f64,
-    pub engine_peak_rss_bytes: u64,
+    /// The engine process's figures; `None` for a running engine.
+    pub engine_cpu_seconds: Option<f64>,
+    pub cpu_seconds_per_1000_messages: Option<f64>,
+    pub engine_peak_rss_bytes: Option<u64>,
     pub outcomes: CampaignCounters,
     pub sink: SinkFigures,
     pub kills: u32,
@@ -92,6 +96,7 @@ impl<'a> Report<'a> {
         run: &'a Run,
         verdict: &'a Verdict,
         baseline: Option<&'a Baseline>,
+        engine_url: Option<&'a str>,
     ) -> Self {
         let stats = run.sink_stats;
         let rate = stats.messages as f64 / run.seconds.max(1e-9);
@@ -103,11 +108,13 @@ impl<'a> Report<'a> {
         Self {
             scenario: &scenario.name,
             description: &scenario.description,
+            engine_url,
             recipients: scenario.recipients,
             domains: scenario.domain_picker().len(),
-            backend: match scenario.backend {
-                Backend::Sqlite => "sqlite",
-                Backend::Postgres => "postgres",
+            backend: match (engine_url, scenario.backend) {
+                (Some(_), _) => "the running engine's store",
+                (None, Backend::Sqlite) => "sqlite",
+                (None, Backend::Postgres) => "postgres",
             },
             ingress: match scenario.ingress {
                 Ingress::Import => "import",
@@ -127,8 +134,9 @@ impl<'a> Report<'a> {
             submit_latency_s: (!run.submit_latencies.is_empty())
                 .then(|| percentiles(&run.submit_latencies)),
             engine_cpu_seconds: run.engine_cpu_seconds,
-            cpu_seconds_per_1000_messages: run.engine_cpu_seconds * 1000.0
-                / stats.messages.max(1) as f64,
+            cpu_seconds_per_1000_messages: run
+                .engine_cpu_seconds
+                .map(|cpu| cpu * 1000.0 / stats.messages.max(1) as f64),
             engine_peak_rss_bytes: run.engine_peak_rss,
             outcomes: run.counters,
             sink: stats.into(),
@@ -184,13 +192,22 @@ impl<'a> Report<'a> {
                 s.p99 * 1e3
             );
         }
-        println!(
-            "engine     {:.1} CPU s = {:.3} CPU s per 1,000 messages, peak RSS {:.0} MB, {} SIGKILLs",
+        match (
             self.engine_cpu_seconds,
             self.cpu_seconds_per_1000_messages,
-            self.engine_peak_rss_bytes as f64 / 1e6,
-            self.kills
-        );
+            self.engine_peak_rss_bytes,
+        ) {
+            (Some(cpu), Some(per_1000), Some(rss)) => println!(
+                "engine     {cpu:.1} CPU s = {per_1000:.3} CPU s per 1,000 messages, peak RSS \
+                 {:.0} MB, {} SIGKILLs",
+                rss as f64 / 1e6,
+                self.kills
+            ),
+            _ => println!(
+                "engine     running at {}: its process is not measured, its own settings apply",
+                self.engine_url.unwrap_or("?")
+            ),
+        }
         let o = &self.outcomes;
         println!(
             "outcomes   delivered {}  bounced {}  failed {}  suppressed {}  (sink: {} connections, {} 4xx, {} 5xx)",
@@ -230,6 +247,27 @@ impl<'a> Report<'a> {
         }
         if let Some(why) = &v.store_mismatch {
             println!("  store      {why}");
+        }
+        let f = &v.finality;
+        println!(
+            "final      {} — {} pending, {} deferred at the end",
+            if f.passed() { "passed" } else { "FAILED" },
+            f.not_final.pending,
+            f.not_final.deferred
+        );
+        for why in f
+            .gave_up
+            .iter()
+            .chain(&f.error)
+            .chain(&f.not_final.examples)
+        {
+            println!("  not final  {why}");
+        }
+        for findings in v.retries.iter().chain(&v.retries_at_sink) {
+            findings.print();
+        }
+        if let Some(fairness) = &v.fairness {
+            fairness.print();
         }
     }
 
