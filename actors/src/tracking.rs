@@ -128,7 +128,7 @@ async fn write_batch(
         // Queued first: a failure here or a crash before the outcomes are stored
         // retries both, so a stored outcome always has its webhook event.
         outbox
-            .enqueue(tenant, webhook_events(campaign, &outcomes))
+            .enqueue(tenant, || webhook_events(campaign, &outcomes))
             .await?;
         let started = std::time::Instant::now();
         let report = store.record_outcomes(tenant, campaign, &outcomes).await?;

@@ -80,19 +80,21 @@ async fn write_batch(store: &dyn Store, outbox: &Outbox, batch: Vec<Hit>) {
     for ((tenant, campaign), events) in by_campaign {
         // Queued before the events are stored, so that a stored event always has
         // its webhook event (a crash in between repeats one, never loses one).
-        let queued = events
-            .iter()
-            .map(|e| {
-                WebhookEvent {
-                    event: e.kind.as_str(),
-                    campaign,
-                    recipient: e.recipient,
-                    at: e.at,
-                    detail: &e.detail,
-                }
-                .to_json()
-            })
-            .collect();
+        let queued = || {
+            events
+                .iter()
+                .map(|e| {
+                    WebhookEvent {
+                        event: e.kind.as_str(),
+                        campaign,
+                        recipient: e.recipient,
+                        at: e.at,
+                        detail: &e.detail,
+                    }
+                    .to_json()
+                })
+                .collect()
+        };
         // A failure is logged and counted by the outbox; the events are still
         // stored and, above all, unsubscribes and complaints still suppress.
         let _ = outbox.enqueue(tenant, queued).await;

@@ -75,14 +75,20 @@ impl Outbox {
         }
     }
 
-    /// Queues `events` (JSON objects) when the tenant has a webhook. A failed
-    /// write is logged and counted, not retried: the events themselves are stored.
+    /// Queues the events `events` builds (JSON objects) when the tenant has a
+    /// webhook; for a tenant without one they are never built (this runs for
+    /// every stored outcome). A failed write is logged and counted, not
+    /// retried: the events themselves are stored.
     pub async fn enqueue(
         &self,
         tenant: TenantId,
-        events: Vec<String>,
+        events: impl FnOnce() -> Vec<String>,
     ) -> Result<(), engine::store::StoreError> {
-        if events.is_empty() || !self.has_webhook(tenant).await {
+        if !self.has_webhook(tenant).await {
+            return Ok(());
+        }
+        let events = events();
+        if events.is_empty() {
             return Ok(());
         }
         self.store
