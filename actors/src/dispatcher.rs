@@ -116,6 +116,15 @@ async fn dispatch(
             cursor = RecipientId(0);
             continue;
         }
+        // Retries that fell due go first, wherever the pass stands.
+        match serve_due_retries(&run, store.as_ref(), &queues, settings).await {
+            Ok(taken) => dispatched_this_pass += taken,
+            Err(err) => {
+                tracing::warn!(campaign = %run.campaign, error = %err, "reading due retries failed; retrying");
+                tokio::time::sleep(settings.poll_interval).await;
+                continue;
+            }
+        }
         // Before the read, so that no row in the batch can be one whose outcome
         // was stored after it was read (see `InFlightSet::snapshot`).
         let mut busy = run.in_flight.snapshot();
@@ -155,6 +164,55 @@ async fn dispatch(
         cursor = batch.row(batch.len() - 1).id();
         dispatched_this_pass += hand_out(&run, &queues, Arc::new(batch), &busy).await;
     }
+}
+
+/// Hands out the recipients of `run.retries` that are due now, read back from
+/// the store (so a row already final, or no longer due, is left alone); one
+/// still in flight (its deferral not stored yet) is looked at again a poll
+/// interval later. Returns how many were taken; on a store error everything
+/// taken from the schedule goes back.
+async fn serve_due_retries(
+    run: &Arc<CampaignRun>,
+    store: &dyn Store,
+    queues: &QueueDirectory,
+    settings: DispatchSettings,
+) -> Result<usize, StoreError> {
+    let now = queues.clock().now();
+    let due = run.retries.take_due(now, settings.batch_size as usize);
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let mut busy = run.in_flight.snapshot();
+    let later = now
+        + chrono::Duration::from_std(settings.poll_interval).unwrap_or(chrono::Duration::zero());
+    let read = store
+        .due_recipients_among(run.tenant, run.campaign, &due, now)
+        .await;
+    let batch = match read {
+        Ok(batch) => batch,
+        Err(err) => {
+            for id in due {
+                run.retries.schedule(now, id);
+            }
+            return Err(err);
+        }
+    };
+    for id in due.iter().filter(|id| busy.contains(id)) {
+        run.retries.schedule(later, *id);
+    }
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    match suppress(run, store, &batch, &busy, now).await {
+        Ok(suppressed) => busy.extend(suppressed),
+        Err(err) => {
+            for id in due {
+                run.retries.schedule(now, id);
+            }
+            return Err(err);
+        }
+    }
+    Ok(hand_out(run, queues, Arc::new(batch), &busy).await)
 }
 
 /// Marks the batch's rows on the tenant's suppression list `Suppressed` (through

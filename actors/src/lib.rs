@@ -10,6 +10,7 @@ pub mod exchange;
 pub mod http;
 pub mod in_flight;
 pub mod inbound;
+pub mod retry_schedule;
 pub mod run;
 pub mod runtime;
 pub mod sms;

@@ -15,6 +15,7 @@ use engine::store::RowRef;
 use tokio::sync::Notify;
 
 use crate::in_flight::InFlightSet;
+use crate::retry_schedule::RetrySchedule;
 use crate::tracking::TrackingActor;
 
 pub struct CampaignRun {
@@ -27,6 +28,8 @@ pub struct CampaignRun {
     pub retry: RetryPolicy,
     pub tracking: Addr<TrackingActor>,
     pub in_flight: Arc<InFlightSet>,
+    /// Deferred recipients by due time, served before the pass goes on.
+    pub retries: RetrySchedule,
     pub control: RunControl,
 }
 

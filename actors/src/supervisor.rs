@@ -20,7 +20,12 @@ use engine::tracking::{TenantTracking, TokenKey, TrackingSetup};
 use crate::delivery::{Delivery, QueueDirectory};
 use crate::dispatcher::{CampaignDispatcher, DispatchSettings, DispatcherEnded, store_end};
 use crate::in_flight::InFlightSet;
+use crate::retry_schedule::RetrySchedule;
 use crate::run::{CampaignRun, RunControl};
+
+/// Deferred recipients one run keeps by due time (`RetrySchedule`); about 24
+/// bytes each. Beyond it the pass over the campaign finds them.
+const RETRY_SCHEDULE_CAPACITY: usize = 100_000;
 use crate::telemetry as m;
 use crate::tracking::{Flush, TrackingActor, TrackingSettings};
 
@@ -328,6 +333,7 @@ impl TenantSupervisor {
             retry: self.settings.retry,
             tracking: self.tracking(),
             in_flight: InFlightSet::new(self.settings.max_in_flight),
+            retries: RetrySchedule::new(RETRY_SCHEDULE_CAPACITY),
             control: RunControl::default(),
         }))
     }

@@ -54,6 +54,7 @@ macro_rules! conformance_tests {
             values_round_trip_exactly,
             due_recipients_page_in_id_order_and_skip_deferred_not_yet_due,
             due_recipients_carry_attempts_and_the_first_attempt_time,
+            due_recipients_among_ids_are_those_due_in_id_order,
             outcomes_move_state_counters_and_events,
             disallowed_transitions_and_unknown_ids_are_ignored,
             recipients_are_found_by_address,

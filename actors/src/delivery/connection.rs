@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use engine::delivery::{ConnectionPermit, DomainLimiter};
+use engine::model::RecipientState;
 use engine::smtp::{DeliveryError, SmtpSession};
 use engine::store::Outcome;
 
@@ -214,6 +215,9 @@ impl Session {
     async fn record(&self, work: Work, result: &Result<engine::smtp::Reply, DeliveryError>) {
         let now = self.delivery.clock.now();
         let outcome = delivery_outcome(&work.run, work.batch.row(work.row), result, now);
+        if let RecipientState::Deferred { until } = outcome.state {
+            work.run.retries.schedule(until, outcome.recipient);
+        }
         self.store(work, outcome).await;
     }
 

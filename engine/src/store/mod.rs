@@ -436,6 +436,16 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<RecipientBatch>;
+    /// Those of `ids` that are due at `now`, in id order, as a batch like
+    /// `due_recipients`: the engine serves retries as they fall due instead of
+    /// when its pass over the campaign comes back to them.
+    async fn due_recipients_among(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        ids: &[RecipientId],
+        now: DateTime<Utc>,
+    ) -> StoreResult<RecipientBatch>;
     async fn recipient_by_email(
         &self,
         tenant: TenantId,

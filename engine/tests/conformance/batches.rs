@@ -240,6 +240,17 @@ pub async fn batches_of_one_tenant_keep_their_rows_events_and_purges_apart(store
         .expect("open");
 
     // Outcomes and events stay with their batch.
+    let among = store
+        .due_recipients_among(
+            acme.id,
+            first,
+            &[RecipientId(1), RecipientId(2), RecipientId(4)],
+            now,
+        )
+        .await
+        .expect("due among");
+    let among: Vec<i64> = among.rows().map(|r| r.id().0).collect();
+    assert_eq!(among, [1], "2 is delivered, 4 is the other batch's");
     assert_eq!(due(first).await.expect("due").len(), 2);
     assert_eq!(due(second).await.expect("due").len(), 4);
     let counters = store.counters(acme.id, second).await.expect("counters");

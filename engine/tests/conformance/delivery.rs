@@ -57,6 +57,55 @@ pub async fn due_recipients_page_in_id_order_and_skip_deferred_not_yet_due(store
     );
 }
 
+/// Due retries are read by id (the engine's retry schedule): only the given
+/// ids that are due come back, in id order, with their data; on a batch too.
+pub async fn due_recipients_among_ids_are_those_due_in_id_order(store: &dyn Store) {
+    let (tenant, campaign) = imported_campaign(store, "acme", 6).await;
+    let now = Utc
+        .with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
+        .single()
+        .expect("time");
+    let later = RecipientState::Deferred {
+        until: now + Duration::hours(1),
+    };
+    let earlier = RecipientState::Deferred {
+        until: now - Duration::minutes(1),
+    };
+    let outcomes = [
+        outcome(2, RecipientState::Delivered, "250"),
+        outcome(3, later, "451 later"),
+        outcome(4, earlier, "451 due"),
+        outcome(5, earlier, "451 due"),
+    ];
+    store
+        .record_outcomes(tenant, campaign, &outcomes)
+        .await
+        .expect("record");
+
+    let ids = [5, 3, 2, 4, 99].map(RecipientId);
+    let due = store
+        .due_recipients_among(tenant, campaign, &ids, now)
+        .await
+        .expect("due");
+
+    let seen: Vec<i64> = due.rows().map(|r| r.id().0).collect();
+    assert_eq!(seen, [4, 5], "due ones only, in id order");
+    let row = due.row(1);
+    assert_eq!(
+        (
+            row.email(),
+            row.values().collect::<Vec<_>>(),
+            row.attempts()
+        ),
+        ("r5@d2.example", vec!["first5", "city5"], 1)
+    );
+    let none = store
+        .due_recipients_among(tenant, campaign, &[], now)
+        .await
+        .expect("empty");
+    assert!(none.is_empty());
+}
+
 pub async fn outcomes_move_state_counters_and_events(store: &dyn Store) {
     let (tenant, campaign) = imported_campaign(store, "acme", 10).await;
     let until = Utc

@@ -259,7 +259,21 @@ impl Store for PgStore {
     ) -> StoreResult<RecipientBatch> {
         let conn = self.conn().await?;
         let tables = self.tables.tables(&conn, tenant, campaign).await?;
-        recipients::due_recipients(&conn, &tables, after, now, limit).await
+        let which = recipients::DueRows::After(after, limit);
+        recipients::due_recipients(&conn, &tables, which, now).await
+    }
+
+    async fn due_recipients_among(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        ids: &[RecipientId],
+        now: DateTime<Utc>,
+    ) -> StoreResult<RecipientBatch> {
+        let conn = self.conn().await?;
+        let tables = self.tables.tables(&conn, tenant, campaign).await?;
+        let which = recipients::DueRows::Among(ids);
+        recipients::due_recipients(&conn, &tables, which, now).await
     }
 
     async fn recipient_by_email(

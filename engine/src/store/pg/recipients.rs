@@ -128,27 +128,42 @@ pub(crate) async fn recipients(
     rows.iter().map(|row| layout.recipient(row)).collect()
 }
 
+/// Which due rows to read: the next page after an id, or some ids.
+pub(crate) enum DueRows<'a> {
+    After(RecipientId, u32),
+    Among(&'a [RecipientId]),
+}
+
 pub(crate) async fn due_recipients(
     client: &Client,
     tables: &Tables,
-    after: RecipientId,
+    which: DueRows<'_>,
     now: DateTime<Utc>,
-    limit: u32,
 ) -> StoreResult<RecipientBatch> {
     // A deferred row without a due time is due now (see `RecipientState::from_parts`).
-    let statement = format!(
-        "SELECT * FROM {} WHERE id > $1
-           AND (state = 0 OR (state = 1 AND coalesce(until, '-infinity') <= $2))
-         ORDER BY id LIMIT $3",
-        tables.recipient_rows("src")
-    );
-    let limit = i64::from(limit);
-    let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 3] = [
-        (&after.0, Type::INT8),
-        (&now, Type::TIMESTAMPTZ),
-        (&limit, Type::INT8),
-    ];
-    let rows = query(client, tables, &statement, &params).await?;
+    let due = "(state = 0 OR (state = 1 AND coalesce(until, '-infinity') <= $1))";
+    let source = tables.recipient_rows("src");
+    let rows = match which {
+        DueRows::After(after, limit) => {
+            let statement =
+                format!("SELECT * FROM {source} WHERE id > $2 AND {due} ORDER BY id LIMIT $3");
+            let limit = i64::from(limit);
+            let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 3] = [
+                (&now, Type::TIMESTAMPTZ),
+                (&after.0, Type::INT8),
+                (&limit, Type::INT8),
+            ];
+            query(client, tables, &statement, &params).await?
+        }
+        DueRows::Among(ids) => {
+            let statement =
+                format!("SELECT * FROM {source} WHERE id = ANY($2) AND {due} ORDER BY id");
+            let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+            let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] =
+                [(&now, Type::TIMESTAMPTZ), (&ids, Type::INT8_ARRAY)];
+            query(client, tables, &statement, &params).await?
+        }
+    };
     let Some(first) = rows.first() else {
         // Rare (the end of a pass), so the second query only happens here.
         let columns = catalog::column_count(client, tables.tenant(), tables.campaign()).await?;

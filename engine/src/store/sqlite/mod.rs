@@ -442,7 +442,27 @@ impl Store for SqliteStore {
     ) -> StoreResult<RecipientBatch> {
         let worker = self.tenant(tenant).await?;
         worker
-            .call(move |conn| recipients::due_recipients(conn, tenant, campaign, after, now, limit))
+            .call(move |conn| {
+                let which = recipients::DueRows::After(after, limit);
+                recipients::due_recipients(conn, tenant, campaign, which, now)
+            })
+            .await
+    }
+
+    async fn due_recipients_among(
+        &self,
+        tenant: TenantId,
+        campaign: CampaignId,
+        ids: &[RecipientId],
+        now: DateTime<Utc>,
+    ) -> StoreResult<RecipientBatch> {
+        let worker = self.tenant(tenant).await?;
+        let ids = ids.to_vec();
+        worker
+            .call(move |conn| {
+                let which = recipients::DueRows::Among(&ids);
+                recipients::due_recipients(conn, tenant, campaign, which, now)
+            })
             .await
     }
 

@@ -102,13 +102,18 @@ pub(super) fn recipient_by_email(
 
 /// Pending rows and deferred rows whose time has come, by id. The primary key range
 /// scan suffices: the dispatcher pages forward, so each pass reads each row once.
+/// Which due rows to read: the next page after an id, or some ids.
+pub(super) enum DueRows<'a> {
+    After(RecipientId, u32),
+    Among(&'a [RecipientId]),
+}
+
 pub(super) fn due_recipients(
     conn: &Connection,
     tenant: TenantId,
     campaign: CampaignId,
-    after: RecipientId,
+    which: DueRows<'_>,
     now: DateTime<Utc>,
-    limit: u32,
 ) -> StoreResult<RecipientBatch> {
     let columns = imported_campaign(conn, tenant, campaign)?.columns.len();
     let mut sql = String::from("SELECT id, email, attempts, first_attempt_at");
@@ -116,16 +121,29 @@ pub(super) fn due_recipients(
         sql.push_str(", ");
         sql.push_str(&value_column(index));
     }
-    sql.push_str(&format!(
-        " FROM {} WHERE id > ?1 AND (state = 0 OR (state = 1 AND (until IS NULL OR until <= ?2)))
-          ORDER BY id LIMIT ?3",
-        recipients_table(campaign)
-    ));
-    let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
-    let mut rows = stmt
-        .query(params![after.0, to_ms(now), limit])
-        .map_err(db_error)?;
-    let mut batch = RecipientBatch::with_capacity(columns, limit as usize, 0);
+    let due = "(state = 0 OR (state = 1 AND (until IS NULL OR until <= ?1)))";
+    let table = recipients_table(campaign);
+    let (mut stmt, limit) = match which {
+        DueRows::After(after, limit) => {
+            sql.push_str(&format!(
+                " FROM {table} WHERE {due} AND id > ?2 ORDER BY id LIMIT ?3"
+            ));
+            let stmt = conn.prepare_cached(&sql).map_err(db_error)?;
+            (CachedOrNot::Cached(stmt, after.0, limit), limit as usize)
+        }
+        DueRows::Among(ids) => {
+            // Ids are integers, so listing them inline is safe.
+            let list: Vec<String> = ids.iter().map(|id| id.0.to_string()).collect();
+            sql.push_str(&format!(
+                " FROM {table} WHERE {due} AND id IN ({}) ORDER BY id",
+                list.join(", ")
+            ));
+            let stmt = conn.prepare(&sql).map_err(db_error)?;
+            (CachedOrNot::Fresh(stmt), ids.len())
+        }
+    };
+    let mut rows = stmt.query(to_ms(now))?;
+    let mut batch = RecipientBatch::with_capacity(columns, limit, 0);
     while let Some(row) = rows.next().map_err(db_error)? {
         let id = RecipientId(row.get(0).map_err(db_error)?);
         let attempts: u32 = row.get(2).map_err(db_error)?;
@@ -288,5 +306,23 @@ pub(super) fn checkpoint(conn: &Connection) -> StoreResult<()> {
             code: Some("SQLITE_BUSY".into()),
             message: "the WAL could not be checkpointed: another connection is reading".into(),
         }),
+    }
+}
+
+/// A due-rows statement: the paging one is cached per campaign, the one for a
+/// list of ids is not (its text varies with the ids).
+enum CachedOrNot<'c> {
+    Cached(rusqlite::CachedStatement<'c>, i64, u32),
+    Fresh(rusqlite::Statement<'c>),
+}
+
+impl CachedOrNot<'_> {
+    fn query(&mut self, now: i64) -> StoreResult<rusqlite::Rows<'_>> {
+        match self {
+            CachedOrNot::Cached(stmt, after, limit) => {
+                stmt.query(params![now, *after, *limit]).map_err(db_error)
+            }
+            CachedOrNot::Fresh(stmt) => stmt.query(params![now]).map_err(db_error),
+        }
     }
 }
