@@ -174,6 +174,45 @@ fn a_single_5000_character_html_line_is_encoded_into_lines_of_at_most_998_octets
     assert!(text(&message).contains("Content-Transfer-Encoding: quoted-printable"));
 }
 
+/// Tracked links make lines longer than 76 characters; ASCII lines within 998
+/// octets go out as they are (7bit), not quoted-printable.
+#[test]
+fn long_ascii_lines_within_998_octets_are_sent_as_they_are() {
+    let mut def = definition();
+    let link = format!("https://click.example/t/c/{}", "x".repeat(150));
+    def.html = Some(format!("<p><a href=\"{link}\">{{{{city}}}}</a></p>\n"));
+    def.text = Some(format!("Hi {{{{first_name}}}}, {link}\n"));
+    let message = render_one(&def, ["Ann", "Oslo"]);
+    let body = text(&message);
+
+    assert!(
+        body.contains(&format!("<p><a href=\"{link}\">Oslo</a></p>\r\n")),
+        "{body}"
+    );
+    assert!(body.contains(&format!("Hi Ann, {link}\r\n")), "{body}");
+    assert_eq!(
+        body.matches("Content-Transfer-Encoding: 7bit").count(),
+        2,
+        "{body}"
+    );
+    assert!(!body.contains("quoted-printable"), "{body}");
+}
+
+#[test]
+fn seven_bit_needs_ascii_crlf_and_lines_within_998_octets() {
+    use super::campaign::is_seven_bit_crlf as ok;
+    assert!(ok(b"Hi\r\nthere\r\n"));
+    assert!(ok(b"no line end at all"));
+    assert!(ok(&[b'a'; 998]));
+    assert!(!ok(&[b'a'; 999]), "a line of 999 octets");
+    assert!(!ok(format!("{}\r\n", "a".repeat(999)).as_bytes()));
+    assert!(!ok(b"bare\nLF"));
+    assert!(!ok(b"bare\rCR"));
+    assert!(!ok(b"\nleading LF"));
+    assert!(!ok("Zé\r\n".as_bytes()), "not ASCII");
+    assert!(!ok(b"nul\0\r\n"));
+}
+
 #[test]
 fn body_lines_end_in_crlf_and_standalone_block_lines_leave_no_blank_line() {
     let mut def = definition();
