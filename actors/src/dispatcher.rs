@@ -185,33 +185,26 @@ async fn serve_due_retries(
     let mut busy = run.in_flight.snapshot();
     let later = now
         + chrono::Duration::from_std(settings.poll_interval).unwrap_or(chrono::Duration::zero());
-    let read = store
-        .due_recipients_among(run.tenant, run.campaign, &due, now)
-        .await;
-    let batch = match read {
-        Ok(batch) => batch,
-        Err(err) => {
-            for id in due {
-                run.retries.schedule(now, id);
-            }
-            return Err(err);
+    let put_back = |error: StoreError| {
+        for id in &due {
+            run.retries.schedule(now, *id);
         }
+        error
     };
-    for id in due.iter().filter(|id| busy.contains(id)) {
-        run.retries.schedule(later, *id);
-    }
+    let batch = store
+        .due_recipients_among(run.tenant, run.campaign, &due, now)
+        .await
+        .map_err(put_back)?;
     if batch.is_empty() {
         return Ok(0);
     }
-    match suppress(run, store, &batch, &busy, now).await {
-        Ok(suppressed) => busy.extend(suppressed),
-        Err(err) => {
-            for id in due {
-                run.retries.schedule(now, id);
-            }
-            return Err(err);
-        }
+    let suppressed = suppress(run, store, &batch, &busy, now)
+        .await
+        .map_err(put_back)?;
+    for id in due.iter().filter(|id| busy.contains(id)) {
+        run.retries.schedule(later, *id);
     }
+    busy.extend(suppressed);
     Ok(hand_out(run, queues, Arc::new(batch), &busy).await)
 }
 
