@@ -127,7 +127,7 @@ async fn dispatch(
         }
         // Before the read, so that no row in the batch can be one whose outcome
         // was stored after it was read (see `InFlightSet::snapshot`).
-        let mut busy = run.in_flight.snapshot();
+        let busy = run.in_flight.snapshot();
         let now = clock.now();
         let read = store
             .due_recipients(run.tenant, run.campaign, cursor, now, settings.batch_size)
@@ -152,17 +152,18 @@ async fn dispatch(
             dispatched_this_pass = 0;
             continue;
         }
-        match suppress(&run, store.as_ref(), &batch, &busy, now).await {
-            Ok(suppressed) => busy.extend(suppressed),
+        let last = batch.row(batch.len() - 1).id();
+        match send_batch(&run, store.as_ref(), &queues, batch, busy, now).await {
+            Ok(taken) => {
+                cursor = last;
+                dispatched_this_pass += taken;
+            }
             Err(err) => {
-                // Sending to a suppressed address is worse than sending later.
                 tracing::warn!(campaign = %run.campaign, error = %err, "reading the suppression list failed; retrying");
                 tokio::time::sleep(settings.poll_interval).await;
                 continue;
             }
         }
-        cursor = batch.row(batch.len() - 1).id();
-        dispatched_this_pass += hand_out(&run, &queues, Arc::new(batch), &busy).await;
     }
 }
 
@@ -182,7 +183,7 @@ async fn serve_due_retries(
     if due.is_empty() {
         return Ok(0);
     }
-    let mut busy = run.in_flight.snapshot();
+    let busy = run.in_flight.snapshot();
     let later = now
         + chrono::Duration::from_std(settings.poll_interval).unwrap_or(chrono::Duration::zero());
     let put_back = |error: StoreError| {
@@ -198,12 +199,28 @@ async fn serve_due_retries(
     if batch.is_empty() {
         return Ok(0);
     }
-    let suppressed = suppress(run, store, &batch, &busy, now)
+    let in_flight: Vec<RecipientId> = due.iter().filter(|id| busy.contains(id)).copied().collect();
+    let taken = send_batch(run, store, queues, batch, busy, now)
         .await
         .map_err(put_back)?;
-    for id in due.iter().filter(|id| busy.contains(id)) {
-        run.retries.schedule(later, *id);
+    for id in in_flight {
+        run.retries.schedule(later, id);
     }
+    Ok(taken)
+}
+
+/// Marks the batch's suppressed rows and hands out the rest, except those in
+/// `busy`; returns how many were taken. A failed suppression lookup sends
+/// nothing: sending to a suppressed address is worse than sending later.
+async fn send_batch(
+    run: &Arc<CampaignRun>,
+    store: &dyn Store,
+    queues: &QueueDirectory,
+    batch: RecipientBatch,
+    mut busy: HashSet<RecipientId>,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let suppressed = suppress(run, store, &batch, &busy, now).await?;
     busy.extend(suppressed);
     Ok(hand_out(run, queues, Arc::new(batch), &busy).await)
 }

@@ -2,6 +2,7 @@
 //! dispatcher runs, and `record_outcomes`, the group commit of delivery results.
 
 use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::catalog::{add_counters, existing_campaign, imported_campaign};
@@ -122,28 +123,33 @@ pub(super) fn due_recipients(
         sql.push_str(&value_column(index));
     }
     let due = "(state = 0 OR (state = 1 AND (until IS NULL OR until <= ?1)))";
-    let table = recipients_table(campaign);
-    let (mut stmt, limit) = match which {
-        DueRows::After(after, limit) => {
-            sql.push_str(&format!(
-                " FROM {table} WHERE {due} AND id > ?2 ORDER BY id LIMIT ?3"
-            ));
-            let stmt = conn.prepare_cached(&sql).map_err(db_error)?;
-            (CachedOrNot::Cached(stmt, after.0, limit), limit as usize)
-        }
+    // One cached statement per shape: a list of ids goes in as a JSON array.
+    let (rows_wanted, capacity, args): (&str, usize, Vec<Value>) = match which {
+        DueRows::After(after, limit) => (
+            "id > ?2 ORDER BY id LIMIT ?3",
+            limit as usize,
+            vec![to_ms(now).into(), after.0.into(), i64::from(limit).into()],
+        ),
         DueRows::Among(ids) => {
-            // Ids are integers, so listing them inline is safe.
-            let list: Vec<String> = ids.iter().map(|id| id.0.to_string()).collect();
-            sql.push_str(&format!(
-                " FROM {table} WHERE {due} AND id IN ({}) ORDER BY id",
-                list.join(", ")
-            ));
-            let stmt = conn.prepare(&sql).map_err(db_error)?;
-            (CachedOrNot::Fresh(stmt), ids.len())
+            let list: Vec<i64> = ids.iter().map(|id| id.0).collect();
+            let list =
+                serde_json::to_string(&list).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            (
+                "id IN (SELECT value FROM json_each(?2)) ORDER BY id",
+                ids.len(),
+                vec![to_ms(now).into(), list.into()],
+            )
         }
     };
-    let mut rows = stmt.query(to_ms(now))?;
-    let mut batch = RecipientBatch::with_capacity(columns, limit, 0);
+    sql.push_str(&format!(
+        " FROM {} WHERE {due} AND {rows_wanted}",
+        recipients_table(campaign)
+    ));
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(args))
+        .map_err(db_error)?;
+    let mut batch = RecipientBatch::with_capacity(columns, capacity, 0);
     while let Some(row) = rows.next().map_err(db_error)? {
         let id = RecipientId(row.get(0).map_err(db_error)?);
         let attempts: u32 = row.get(2).map_err(db_error)?;
@@ -306,23 +312,5 @@ pub(super) fn checkpoint(conn: &Connection) -> StoreResult<()> {
             code: Some("SQLITE_BUSY".into()),
             message: "the WAL could not be checkpointed: another connection is reading".into(),
         }),
-    }
-}
-
-/// A due-rows statement: the paging one is cached per campaign, the one for a
-/// list of ids is not (its text varies with the ids).
-enum CachedOrNot<'c> {
-    Cached(rusqlite::CachedStatement<'c>, i64, u32),
-    Fresh(rusqlite::Statement<'c>),
-}
-
-impl CachedOrNot<'_> {
-    fn query(&mut self, now: i64) -> StoreResult<rusqlite::Rows<'_>> {
-        match self {
-            CachedOrNot::Cached(stmt, after, limit) => {
-                stmt.query(params![now, *after, *limit]).map_err(db_error)
-            }
-            CachedOrNot::Fresh(stmt) => stmt.query(params![now]).map_err(db_error),
-        }
     }
 }
