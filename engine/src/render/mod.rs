@@ -9,6 +9,7 @@
 
 mod campaign;
 mod definition;
+mod qp;
 mod row;
 mod template;
 #[cfg(test)]

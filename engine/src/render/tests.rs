@@ -108,6 +108,45 @@ fn a_non_ascii_subject_is_rfc_2047_encoded_and_bodies_are_transfer_encoded() {
     );
 }
 
+/// Text and HTML with non-ASCII values and long lines go out quoted-printable
+/// in lines of at most 76 characters, and a MIME reader gets back exactly what
+/// was rendered, with CRLF line ends.
+#[test]
+fn non_ascii_parts_are_quoted_printable_and_read_back_exactly() {
+    let mut def = definition();
+    let long = "x".repeat(120);
+    def.text = Some(format!(
+        "Hi {{{{first_name}}}} {long}\nfrom {{{{city}}}} a=b \n"
+    ));
+    def.html = Some(format!(
+        "<p>{{{{first_name}}}} {long}</p>\n<p>{{{{city}}}}</p>\n"
+    ));
+    let message = render_one(&def, ["Zoë", "Guimarães\nPortugal"]);
+    let body = text(&message);
+    assert_eq!(
+        body.matches("Content-Transfer-Encoding: quoted-printable")
+            .count(),
+        2,
+        "{body}"
+    );
+    let start = body.find("\r\n\r\n").expect("separator");
+    assert!(
+        body[start..].split("\r\n").all(|line| line.len() <= 76),
+        "{body}"
+    );
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&message.bytes)
+        .expect("parses");
+    assert_eq!(
+        parsed.body_text(0).expect("text part"),
+        format!("Hi Zoë {long}\r\nfrom Guimarães\r\nPortugal a=b \r\n")
+    );
+    assert_eq!(
+        parsed.body_html(0).expect("html part"),
+        format!("<p>Zoë {long}</p>\r\n<p>Guimarães\r\nPortugal</p>\r\n")
+    );
+}
+
 #[test]
 fn message_id_and_date_are_present_and_the_message_id_is_unique_per_message() {
     let campaign = CompiledCampaign::compile(&definition(), &columns()).expect("compiles");
