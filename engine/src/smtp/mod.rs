@@ -1,6 +1,7 @@
 //! Outbound SMTP: one session with a receiving mail server, reply classification,
 //! and the retry schedule those classes drive.
 
+mod client;
 mod reply;
 mod retry;
 mod session;

@@ -12,7 +12,7 @@ fn options(tls: TlsMode) -> SessionOptions {
 }
 
 fn message(to: &str) -> Vec<u8> {
-    format!("From: a@sender.example\r\nTo: {to}\r\nSubject: t\r\n\r\nHello {to}\r\n.line\r\n")
+    format!("From: a@sender.example\r\nTo: {to}\r\nSubject: t\r\n\r\nHello {to}\r\n.line\r\n.\r\n..two\r\n")
         .into_bytes()
 }
 
@@ -76,7 +76,7 @@ async fn one_session_delivers_many_messages_and_survives_a_refused_recipient() {
     let body = &sink.recorder.messages_for("cy@ok.example")[0];
     let bytes = body.bytes.as_deref().expect("kept");
     assert!(
-        bytes.ends_with(b"Hello cy@ok.example\r\n.line\r\n"),
+        bytes.ends_with(b"Hello cy@ok.example\r\n.line\r\n.\r\n..two\r\n"),
         "dot-stuffing round trip: {:?}",
         String::from_utf8_lossy(bytes)
     );
