@@ -28,6 +28,7 @@ const MAX_REPLY: usize = 100_000;
 pub(super) struct Extensions {
     pub starttls: bool,
     pub eight_bit_mime: bool,
+    pub pipelining: bool,
 }
 
 impl Extensions {
@@ -39,6 +40,8 @@ impl Extensions {
                 found.starttls = true;
             } else if keyword.eq_ignore_ascii_case("8BITMIME") {
                 found.eight_bit_mime = true;
+            } else if keyword.eq_ignore_ascii_case("PIPELINING") {
+                found.pipelining = true;
             }
         }
         found
@@ -184,10 +187,21 @@ impl Connection {
         line: &str,
         what: &str,
     ) -> Result<(Reply, String), DeliveryError> {
-        self.output.clear();
-        self.output.extend_from_slice(line.as_bytes());
-        self.send(what).await?;
+        self.write(line, what).await?;
         self.read_reply(what).await
+    }
+
+    /// Writes command lines without waiting for replies (PIPELINING); read
+    /// them with `reply`, one call per command.
+    pub async fn write(&mut self, lines: &str, what: &str) -> Result<(), DeliveryError> {
+        self.output.clear();
+        self.output.extend_from_slice(lines.as_bytes());
+        self.send(what).await
+    }
+
+    /// Reads the next reply; 4xx and 5xx come back as its delivery error.
+    pub async fn reply(&mut self, what: &str) -> Result<Reply, DeliveryError> {
+        self.read_reply(what).await.map(|(reply, _)| reply)
     }
 
     /// Sends a message as DATA content: lines that start with "." get another
@@ -367,7 +381,7 @@ mod tests {
             "250-mx.example\r\n250-8BITMIME\r\n250 STARTTLS\r\n".len()
         );
         let extensions = Extensions::parse(&lines);
-        assert!(extensions.starttls && extensions.eight_bit_mime);
+        assert!(extensions.starttls && extensions.eight_bit_mime && !extensions.pipelining);
 
         let (reply, _, _) = parse("550 5.1.1 no such user\r\n")
             .expect("valid")

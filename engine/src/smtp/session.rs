@@ -313,15 +313,15 @@ impl SmtpSession {
     ) -> Result<Reply, DeliveryError> {
         let eight_bit = !message.is_ascii() && self.conn.extensions().eight_bit_mime;
         let body = if eight_bit { " BODY=8BITMIME" } else { "" };
-        self.step(
-            timeouts.mail,
-            "MAIL",
-            &format!("MAIL FROM:<{from}>{body}\r\n"),
-        )
-        .await?;
-        self.step(timeouts.rcpt, "RCPT", &format!("RCPT TO:<{to}>\r\n"))
-            .await?;
-        self.step(timeouts.data_init, "DATA", "DATA\r\n").await?;
+        let mail = format!("MAIL FROM:<{from}>{body}\r\n");
+        let rcpt = format!("RCPT TO:<{to}>\r\n");
+        if self.conn.extensions().pipelining {
+            self.pipelined(&mail, &rcpt, timeouts).await?;
+        } else {
+            self.step(timeouts.mail, "MAIL", &mail).await?;
+            self.step(timeouts.rcpt, "RCPT", &rcpt).await?;
+            self.step(timeouts.data_init, "DATA", "DATA\r\n").await?;
+        }
         let result = timed(timeouts.data_end, "message data", self.conn.data(message)).await;
         match result {
             Ok(reply) => {
@@ -359,6 +359,60 @@ impl SmtpSession {
         }
     }
 
+    /// MAIL, RCPT and DATA in one write, then their three replies in order
+    /// (RFC 2920): one round trip where there were three. The first negative
+    /// reply is the result; a DATA accepted after a refused MAIL or RCPT gets
+    /// an empty message ended at once, then the transaction is reset.
+    async fn pipelined(
+        &mut self,
+        mail: &str,
+        rcpt: &str,
+        timeouts: &Timeouts,
+    ) -> Result<(), DeliveryError> {
+        let commands = [mail, rcpt, "DATA\r\n"].concat();
+        if let Err(err) = timed(timeouts.mail, "MAIL", self.conn.write(&commands, "MAIL")).await {
+            return Err(self.note_failure(err));
+        }
+        let mut first_error = None;
+        let mut data_accepted = false;
+        for (what, limit) in [
+            ("MAIL", timeouts.mail),
+            ("RCPT", timeouts.rcpt),
+            ("DATA", timeouts.data_init),
+        ] {
+            match timed(limit, what, self.conn.reply(what)).await {
+                Ok(_) => data_accepted = what == "DATA",
+                Err(err) => {
+                    // No reply at all (closed, timed out, garbled): the rest will
+                    // not come either.
+                    let lost = err.reply().is_none();
+                    first_error.get_or_insert(err);
+                    if lost {
+                        self.broken = true;
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(err) = first_error else {
+            return Ok(());
+        };
+        let err = self.note_failure(err);
+        if data_accepted && self.is_usable() {
+            let ended = timed(timeouts.data_end, "message data", self.conn.data(b"")).await;
+            if ended.as_ref().is_err_and(|e| e.reply().is_none()) {
+                self.broken = true;
+            }
+        }
+        if self.is_usable() {
+            let reset = timed(timeouts.mail, "RSET", self.conn.command("RSET\r\n", "RSET")).await;
+            if reset.is_err() {
+                self.broken = true;
+            }
+        }
+        Err(err)
+    }
+
     /// Marks the session broken when the failure leaves its state unknown.
     fn note_failure(&mut self, err: DeliveryError) -> DeliveryError {
         let keeps_session = err.reply().is_some_and(|r| r.code != 421);
@@ -380,5 +434,151 @@ async fn timed<T>(
             "{what}: no reply within {limit:?}"
         ))),
         Ok(result) => result,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A scripted server: each step reads `reads` command lines, checks them,
+    /// and only then writes its replies. A client that waited for the MAIL
+    /// reply before sending RCPT would stall on the second step.
+    async fn scripted(steps: Vec<(Vec<&'static str>, &'static str)>) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            write
+                .write_all(b"220 scripted ESMTP\r\n")
+                .await
+                .expect("greet");
+            for (expected, replies) in steps {
+                for want in expected {
+                    let got = lines.next_line().await.expect("read").expect("a line");
+                    assert_eq!(got, want);
+                }
+                write.write_all(replies.as_bytes()).await.expect("reply");
+            }
+        });
+        addr
+    }
+
+    fn options() -> SessionOptions {
+        SessionOptions::new(
+            "client.test",
+            "server.test",
+            TlsMode::Disabled,
+            Timeouts::default(),
+        )
+        .expect("options")
+    }
+
+    const EHLO: &str = "250-scripted\r\n250-PIPELINING\r\n250 8BITMIME\r\n";
+
+    async fn within<T>(future: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(10), future)
+            .await
+            .expect("the client stalled: it did not pipeline")
+    }
+
+    #[tokio::test]
+    async fn mail_rcpt_and_data_go_out_together_when_the_server_pipelines() {
+        let addr = scripted(vec![
+            (vec!["EHLO client.test"], EHLO),
+            (
+                vec!["MAIL FROM:<b@s.example>", "RCPT TO:<a@r.example>", "DATA"],
+                "250 ok\r\n250 ok\r\n354 go\r\n",
+            ),
+            (vec!["Hi", "..dot", "."], "250 2.0.0 queued\r\n"),
+        ])
+        .await;
+        let mut session = within(SmtpSession::connect(addr, &options()))
+            .await
+            .expect("connects");
+        let reply = within(session.deliver(
+            "b@s.example",
+            "a@r.example",
+            b"Hi\r\n.dot\r\n",
+            &Timeouts::default(),
+        ))
+        .await
+        .expect("delivered");
+        assert_eq!(reply.code, 250);
+        assert_eq!(session.delivered(), 1);
+    }
+
+    /// RFC 2920: a server may still say 354 after refusing the only recipient;
+    /// the client ends that empty message at once and resets.
+    #[tokio::test]
+    async fn a_refused_recipient_is_the_result_and_an_accepted_data_is_ended_empty() {
+        let addr = scripted(vec![
+            (vec!["EHLO client.test"], EHLO),
+            (
+                vec![
+                    "MAIL FROM:<b@s.example>",
+                    "RCPT TO:<gone@r.example>",
+                    "DATA",
+                ],
+                "250 ok\r\n550 5.1.1 no such user\r\n354 go\r\n",
+            ),
+            (vec!["."], "554 5.5.1 no valid recipients\r\n"),
+            (vec!["RSET"], "250 ok\r\n"),
+            (
+                vec!["MAIL FROM:<b@s.example>", "RCPT TO:<a@r.example>", "DATA"],
+                "250 ok\r\n250 ok\r\n354 go\r\n",
+            ),
+            (vec!["Hi", "."], "250 ok\r\n"),
+        ])
+        .await;
+        let timeouts = Timeouts::default();
+        let mut session = within(SmtpSession::connect(addr, &options()))
+            .await
+            .expect("connects");
+        let refused =
+            within(session.deliver("b@s.example", "gone@r.example", b"Hi\r\n", &timeouts)).await;
+        match refused {
+            Err(DeliveryError::Permanent {
+                reply: Some(reply), ..
+            }) => assert_eq!(
+                (reply.code, reply.text.as_str()),
+                (550, "5.1.1 no such user")
+            ),
+            other => panic!("expected the RCPT's 550, got {other:?}"),
+        }
+        assert!(session.is_usable());
+        let next =
+            within(session.deliver("b@s.example", "a@r.example", b"Hi\r\n", &timeouts)).await;
+        assert_eq!(next.expect("delivered").code, 250);
+    }
+
+    #[tokio::test]
+    async fn a_421_to_mail_ends_the_session_and_is_the_result() {
+        let addr = scripted(vec![
+            (vec!["EHLO client.test"], EHLO),
+            (
+                vec!["MAIL FROM:<b@s.example>", "RCPT TO:<a@r.example>", "DATA"],
+                "421 4.7.0 too many messages\r\n",
+            ),
+        ])
+        .await;
+        let mut session = within(SmtpSession::connect(addr, &options()))
+            .await
+            .expect("connects");
+        let result = within(session.deliver(
+            "b@s.example",
+            "a@r.example",
+            b"Hi\r\n",
+            &Timeouts::default(),
+        ))
+        .await;
+        let err = result.expect_err("refused");
+        assert_eq!(err.reply().map(|r| r.code), Some(421), "{err:?}");
+        assert!(!session.is_usable());
     }
 }

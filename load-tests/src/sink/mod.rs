@@ -57,6 +57,8 @@ pub struct SinkConfig {
     pub max_message_size: u64,
     /// Offer STARTTLS (the engine's opportunistic TLS path is then exercised).
     pub starttls: bool,
+    /// Offer PIPELINING (RFC 2920); off, clients wait for each reply.
+    pub pipelining: bool,
     /// PEM certificate chain instead of a generated self-signed certificate.
     pub tls_cert_pem: Option<PathBuf>,
     /// PEM private key for `tls_cert_pem`.
@@ -89,6 +91,7 @@ impl Default for SinkConfig {
             hostname: "sink.broadside.test".to_owned(),
             max_message_size: 10 * 1024 * 1024,
             starttls: true,
+            pipelining: true,
             tls_cert_pem: None,
             tls_key_pem: None,
             keep_bytes: false,
@@ -120,6 +123,7 @@ impl SinkConfig {
 /// What every session reads, built once from the config.
 pub(crate) struct Shared {
     hostname: String,
+    pipelining: bool,
     max_message_size: u64,
     keep_bytes: bool,
     eml_dir: Option<PathBuf>,
@@ -144,6 +148,7 @@ impl Shared {
         }
         Ok(Shared {
             hostname: config.hostname.clone(),
+            pipelining: config.pipelining,
             max_message_size: config.max_message_size,
             keep_bytes: config.keep_bytes,
             eml_dir: config.eml_dir.clone(),

@@ -179,7 +179,11 @@ impl Session {
         let out = &mut self.out;
         out.extend_from_slice(b"250-");
         out.extend_from_slice(self.shared.hostname.as_bytes());
-        out.extend_from_slice(b"\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE ");
+        out.extend_from_slice(b"\r\n");
+        if self.shared.pipelining {
+            out.extend_from_slice(b"250-PIPELINING\r\n");
+        }
+        out.extend_from_slice(b"250-8BITMIME\r\n250-SIZE ");
         out.extend_from_slice(self.shared.max_message_size.to_string().as_bytes());
         out.extend_from_slice(b"\r\n");
         if self.shared.tls.is_some() && !self.tls {

@@ -18,9 +18,19 @@ fn message(to: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn one_session_delivers_many_messages_and_survives_a_refused_recipient() {
-    let config = SinkConfig::from_toml(
-        "keep_bytes = true\n[[faults]]\nmatch = \"*@gone.example\"\nkind = \"reply\"\ncode = 550\nenhanced = \"5.1.1\"\ntext = \"no such user\"\n",
-    )
+    many_messages_and_a_refused_recipient(true).await;
+}
+
+/// The same without PIPELINING: the client waits for each reply.
+#[tokio::test]
+async fn without_pipelining_one_session_also_survives_a_refused_recipient() {
+    many_messages_and_a_refused_recipient(false).await;
+}
+
+async fn many_messages_and_a_refused_recipient(pipelining: bool) {
+    let config = SinkConfig::from_toml(&format!(
+        "keep_bytes = true\npipelining = {pipelining}\n[[faults]]\nmatch = \"*@gone.example\"\nkind = \"reply\"\ncode = 550\nenhanced = \"5.1.1\"\ntext = \"no such user\"\n",
+    ))
     .expect("config");
     let sink = sink_with(config).await;
     let timeouts = Timeouts::default();
