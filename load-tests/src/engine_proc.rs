@@ -249,12 +249,7 @@ pub struct ProcSample {
 /// (`getconf CLK_TCK` answers 100 on every architecture the kernel supports
 /// through the stable ABI).
 pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may contain spaces) start at state.
-    let rest = stat.rsplit_once(')').context("stat format")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    ensure!(fields.len() > 13, "short /proc/{pid}/stat");
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    let (ticks, _) = stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat"))?)?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb = |key: &str| -> anyhow::Result<u64> {
         let line = status
@@ -273,6 +268,46 @@ pub fn sample(pid: u32) -> anyhow::Result<ProcSample> {
         rss: kb("VmRSS:")?,
         peak_rss: kb("VmHWM:")?,
     })
+}
+
+/// A process's own CPU ticks (utime + stime) and those of its children it
+/// has reaped (cutime + cstime), from the text of /proc/<pid>/stat.
+fn stat_ticks(stat: &str) -> anyhow::Result<(u64, u64)> {
+    // Fields after the command name (which may contain spaces) start at state.
+    let rest = stat.rsplit_once(')').context("stat format")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    ensure!(fields.len() > 15, "short /proc/<pid>/stat");
+    let field = |i: usize| fields[i].parse::<u64>();
+    Ok((field(11)? + field(12)?, field(13)? + field(14)?))
+}
+
+/// CPU seconds used so far by every process named `postgres` on this
+/// machine: the server, its backends, and the backends that have already
+/// exited (counted in the server's reaped-children time). The difference of
+/// two readings is the database's share of a run, if nothing else uses the
+/// server meanwhile; 0 where no PostgreSQL runs.
+pub fn postgres_cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let mut ticks = 0u64;
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        // Processes come and go while the directory is read: skip the gone.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if !stat.contains("(postgres)") {
+            continue;
+        }
+        if let Ok((own, children)) = stat_ticks(&stat) {
+            ticks += own + children;
+        }
+    }
+    ticks as f64 / 100.0
 }
 
 /// The 1-, 5- and 15-minute load averages, as /proc/loadavg prints them.
@@ -302,5 +337,14 @@ mod tests {
         assert!(s.rss > 0 && s.peak_rss >= s.rss, "{s:?}");
         assert!(s.cpu_seconds >= 0.0, "{s:?}");
         assert_eq!(load_average().split(' ').count(), 3);
+    }
+
+    #[test]
+    fn stat_lines_give_own_and_reaped_children_ticks() {
+        // A command name with spaces and a parenthesis, as the kernel allows.
+        let stat = "4242 (post gres) x) S 1 4242 4242 0 -1 4194560 1 0 0 0 \
+                    150 25 7 3 20 0 1 0 100 1000 10";
+        assert_eq!(stat_ticks(stat).unwrap(), (175, 10));
+        assert!(stat_ticks("4242 (short) S 1 2").is_err());
     }
 }

@@ -65,6 +65,12 @@ pub struct Run {
     pub engine_cpu_seconds: Option<f64>,
     /// The highest `VmHWM` of any engine process of the run.
     pub engine_peak_rss: Option<u64>,
+    /// CPU seconds of this process over the same span: the sink, the
+    /// monitor's store reads and, for a submit ingress, the API client.
+    pub harness_cpu_seconds: f64,
+    /// CPU seconds of PostgreSQL's processes over the same span, when the
+    /// engine started here stores there.
+    pub postgres_cpu_seconds: Option<f64>,
     /// SIGKILLs done.
     pub kills: u32,
     /// Recipients the ingress handed over (all of them for an import).
@@ -88,6 +94,28 @@ pub struct Run {
     /// The engine started here, kept (with its data) until the checks ran;
     /// last, so that the probe's store closes before the data goes.
     pub _engine: Option<Engine>,
+}
+
+/// CPU seconds of the processes that share the machine with the engine.
+struct OtherCpu {
+    harness: f64,
+    postgres: f64,
+}
+
+impl OtherCpu {
+    fn now() -> Self {
+        Self {
+            harness: engine_proc::sample(std::process::id()).map_or(0.0, |s| s.cpu_seconds),
+            postgres: engine_proc::postgres_cpu_seconds(),
+        }
+    }
+
+    fn since(&self, start: &Self) -> Self {
+        Self {
+            harness: self.harness - start.harness,
+            postgres: (self.postgres - start.postgres).max(0.0),
+        }
+    }
 }
 
 /// How the run reaches the engine.
@@ -129,6 +157,7 @@ pub async fn run(scenario: &Scenario, args: &Args) -> anyhow::Result<Run> {
     });
     let engine = target.engine.as_ref();
     let mut monitor = Monitor::new(scenario, engine, Arc::clone(&probe), &sink, args.quiet)?;
+    let cpu_at_start = OtherCpu::now();
     let started = Instant::now();
     let started_at = SystemTime::now();
     let submitted = ingress.start(engine, target.api.clone(), batches)?;
@@ -142,6 +171,7 @@ pub async fn run(scenario: &Scenario, args: &Args) -> anyhow::Result<Run> {
     let gave_up = monitor.until_final(expected, started, engine).await?;
     let seconds = started.elapsed().as_secs_f64();
     let counters = probe.counters().await?;
+    let other_cpu = OtherCpu::now().since(&cpu_at_start);
     let (cpu, peak) = monitor.finish();
     Ok(Run {
         sink_stats: sink.recorder.stats(),
@@ -155,6 +185,9 @@ pub async fn run(scenario: &Scenario, args: &Args) -> anyhow::Result<Run> {
         counters,
         engine_cpu_seconds: cpu,
         engine_peak_rss: peak,
+        harness_cpu_seconds: other_cpu.harness,
+        postgres_cpu_seconds: (engine.is_some() && scenario.backend == Backend::Postgres)
+            .then_some(other_cpu.postgres),
         kills: monitor.kills,
         expected,
         submit_latencies,

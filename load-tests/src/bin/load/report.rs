@@ -47,6 +47,8 @@ pub struct Report<'a> {
     pub engine_cpu_seconds: Option<f64>,
     pub cpu_seconds_per_1000_messages: Option<f64>,
     pub engine_peak_rss_bytes: Option<u64>,
+    /// Where the machine's CPU went per message; `None` for a running engine.
+    pub cpu_per_message: Option<CpuPerMessage>,
     pub outcomes: CampaignCounters,
     pub sink: SinkFigures,
     pub kills: u32,
@@ -55,6 +57,38 @@ pub struct Report<'a> {
     /// Broadside's rate over the baselines' (1.0 = the ceiling).
     pub ratio_to_smtp_source: Option<f64>,
     pub ratio_to_signing_ceiling: Option<f64>,
+    /// The highest ratio to the signing ceiling this run's CPU cost per
+    /// message allows with every core busy: one signature's share of it.
+    pub signing_ratio_bound: Option<f64>,
+}
+
+/// Milliseconds of CPU per message accepted by the sink, by process.
+#[derive(Debug, Serialize)]
+pub struct CpuPerMessage {
+    pub engine_ms: f64,
+    /// This process: the sink and the monitor (and the API client of a
+    /// submit run).
+    pub harness_and_sink_ms: f64,
+    /// `None` for SQLite, which runs inside the engine.
+    pub postgres_ms: Option<f64>,
+    pub total_ms: f64,
+    /// CPU used over CPU available (cores × seconds).
+    pub cores_busy: f64,
+}
+
+impl CpuPerMessage {
+    fn of(run: &Run, messages: u64, cores: usize) -> Option<Self> {
+        let engine = run.engine_cpu_seconds?;
+        let per = |cpu: f64| cpu * 1000.0 / messages.max(1) as f64;
+        let total = engine + run.harness_cpu_seconds + run.postgres_cpu_seconds.unwrap_or(0.0);
+        Some(Self {
+            engine_ms: per(engine),
+            harness_and_sink_ms: per(run.harness_cpu_seconds),
+            postgres_ms: run.postgres_cpu_seconds.map(per),
+            total_ms: per(total),
+            cores_busy: total / (cores as f64 * run.seconds.max(1e-9)),
+        })
+    }
 }
 
 /// p50/p90/p99/max.
@@ -105,6 +139,11 @@ impl<'a> Report<'a> {
                 .map_or(0.0, |d| d.as_secs_f64())
         };
         let first_last = run.first_and_last;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpu_per_message = CpuPerMessage::of(run, stats.messages, cores);
+        let signs_per_second = baseline
+            .and_then(|b| b.rsa2048_signs_per_second)
+            .filter(|_| scenario.dkim);
         Self {
             scenario: &scenario.name,
             description: &scenario.description,
@@ -121,7 +160,7 @@ impl<'a> Report<'a> {
                 Ingress::Submit => "submit",
             },
             dkim: scenario.dkim,
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cores,
             load_average_start: &run.load_average_start,
             load_average_end: &run.load_average_end,
             seconds: run.seconds,
@@ -138,6 +177,10 @@ impl<'a> Report<'a> {
                 .engine_cpu_seconds
                 .map(|cpu| cpu * 1000.0 / stats.messages.max(1) as f64),
             engine_peak_rss_bytes: run.engine_peak_rss,
+            signing_ratio_bound: signs_per_second
+                .zip(cpu_per_message.as_ref())
+                .map(|(signs, cpu)| signing_ms(signs, cores) / cpu.total_ms),
+            cpu_per_message,
             outcomes: run.counters,
             sink: stats.into(),
             kills: run.kills,
@@ -146,10 +189,7 @@ impl<'a> Report<'a> {
             ratio_to_smtp_source: baseline
                 .and_then(|b| b.smtp_source_per_second)
                 .map(|ceiling| rate / ceiling),
-            ratio_to_signing_ceiling: baseline
-                .and_then(|b| b.rsa2048_signs_per_second)
-                .filter(|_| scenario.dkim)
-                .map(|ceiling| rate / ceiling),
+            ratio_to_signing_ceiling: signs_per_second.map(|ceiling| rate / ceiling),
         }
     }
 
@@ -207,6 +247,19 @@ impl<'a> Report<'a> {
                 "engine     running at {}: its process is not measured, its own settings apply",
                 self.engine_url.unwrap_or("?")
             ),
+        }
+        if let Some(c) = &self.cpu_per_message {
+            let postgres = c
+                .postgres_ms
+                .map_or(String::new(), |ms| format!(", PostgreSQL {ms:.3} ms"));
+            println!(
+                "cpu        per message: engine {:.3} ms, harness and sink {:.3} ms{postgres} = \
+                 {:.3} ms; cores {:.0}% busy",
+                c.engine_ms,
+                c.harness_and_sink_ms,
+                c.total_ms,
+                c.cores_busy * 100.0
+            );
         }
         let o = &self.outcomes;
         println!(
@@ -287,8 +340,22 @@ impl<'a> Report<'a> {
             println!(
                 "baseline   openssl rsa2048 {signs:.0} signs/s on all cores; Broadside {ratio} of it"
             );
+            if let (Some(bound), Some(cpu)) = (self.signing_ratio_bound, &self.cpu_per_message) {
+                println!(
+                    "           one signature is {:.3} ms of a core, {:.0}% of the {:.3} ms of CPU \
+                     this run spent per message: the most it allows with every core busy",
+                    signing_ms(signs, self.cores),
+                    bound * 100.0,
+                    cpu.total_ms
+                );
+            }
         }
     }
+}
+
+/// Milliseconds of one core per RSA-2048 signature, from the all-core rate.
+fn signing_ms(signs_per_second: f64, cores: usize) -> f64 {
+    cores as f64 * 1000.0 / signs_per_second.max(1e-9)
 }
 
 /// Percentiles of the time at which each message reached the sink, read off
@@ -321,5 +388,15 @@ fn percentiles(latencies: &[Duration]) -> Percentiles {
         p90: at(0.90),
         p99: at(0.99),
         max: at(1.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_signature_costs_the_cores_over_the_all_core_rate() {
+        // 8,000 signs/s on two cores: each takes 0.25 ms of one core.
+        assert!((super::signing_ms(8_000.0, 2) - 0.25).abs() < 1e-12);
+        assert!((super::signing_ms(1_000.0, 1) - 1.0).abs() < 1e-12);
     }
 }
