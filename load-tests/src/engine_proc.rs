@@ -344,7 +344,7 @@ mod tests {
         // A command name with spaces and a parenthesis, as the kernel allows.
         let stat = "4242 (post gres) x) S 1 4242 4242 0 -1 4194560 1 0 0 0 \
                     150 25 7 3 20 0 1 0 100 1000 10";
-        assert_eq!(stat_ticks(stat).unwrap(), (175, 10));
+        assert_eq!(stat_ticks(stat).expect("a full stat line"), (175, 10));
         assert!(stat_ticks("4242 (short) S 1 2").is_err());
     }
 }
