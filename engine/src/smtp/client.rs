@@ -187,15 +187,18 @@ impl Connection {
         line: &str,
         what: &str,
     ) -> Result<(Reply, String), DeliveryError> {
-        self.write(line, what).await?;
+        self.write(&[line], what).await?;
         self.read_reply(what).await
     }
 
-    /// Writes command lines without waiting for replies (PIPELINING); read
-    /// them with `reply`, one call per command.
-    pub async fn write(&mut self, lines: &str, what: &str) -> Result<(), DeliveryError> {
+    /// Writes command lines, given as pieces joined in the output buffer,
+    /// without waiting for replies (PIPELINING); read them with `reply`, one
+    /// call per command.
+    pub async fn write(&mut self, pieces: &[&str], what: &str) -> Result<(), DeliveryError> {
         self.output.clear();
-        self.output.extend_from_slice(lines.as_bytes());
+        for piece in pieces {
+            self.output.extend_from_slice(piece.as_bytes());
+        }
         self.send(what).await
     }
 

@@ -313,12 +313,12 @@ impl SmtpSession {
     ) -> Result<Reply, DeliveryError> {
         let eight_bit = !message.is_ascii() && self.conn.extensions().eight_bit_mime;
         let body = if eight_bit { " BODY=8BITMIME" } else { "" };
-        let mail = format!("MAIL FROM:<{from}>{body}\r\n");
-        let rcpt = format!("RCPT TO:<{to}>\r\n");
         if self.conn.extensions().pipelining {
-            self.pipelined(&mail, &rcpt, timeouts).await?;
+            self.pipelined(from, to, body, timeouts).await?;
         } else {
+            let mail = format!("MAIL FROM:<{from}>{body}\r\n");
             self.step(timeouts.mail, "MAIL", &mail).await?;
+            let rcpt = format!("RCPT TO:<{to}>\r\n");
             self.step(timeouts.rcpt, "RCPT", &rcpt).await?;
             self.step(timeouts.data_init, "DATA", "DATA\r\n").await?;
         }
@@ -359,17 +359,27 @@ impl SmtpSession {
         }
     }
 
-    /// MAIL, RCPT and DATA in one write, then their three replies in order
-    /// (RFC 2920): one round trip where there were three. The first negative
+    /// MAIL, RCPT and DATA in one write, put together in the connection's
+    /// output buffer, then their three replies in order (RFC 2920): one round
+    /// trip where there were three. The first negative
     /// reply is the result; a DATA accepted after a refused MAIL or RCPT gets
     /// an empty message ended at once, then the transaction is reset.
     async fn pipelined(
         &mut self,
-        mail: &str,
-        rcpt: &str,
+        from: &str,
+        to: &str,
+        body: &str,
         timeouts: &Timeouts,
     ) -> Result<(), DeliveryError> {
-        let commands = [mail, rcpt, "DATA\r\n"].concat();
+        let commands = [
+            "MAIL FROM:<",
+            from,
+            ">",
+            body,
+            "\r\nRCPT TO:<",
+            to,
+            ">\r\nDATA\r\n",
+        ];
         if let Err(err) = timed(timeouts.mail, "MAIL", self.conn.write(&commands, "MAIL")).await {
             return Err(self.note_failure(err));
         }
